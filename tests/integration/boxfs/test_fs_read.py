@@ -1,0 +1,100 @@
+"""Reading: a 100 MB file streams through cat/cmp, reads are right at EOF and
+past it, random ranged reads return the server's bytes."""
+
+import os
+import random
+
+import pytest
+
+from boxfs_helpers import data_of, put, read_file, run, sha1
+
+SANITIZED = os.environ.get("BOXFS_SANITIZED", "0") == "1"
+
+
+def peak_rss(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+@pytest.mark.boxfs_timeout(300)
+def test_cat_and_cmp_100mb(sim, boxfs_factory, tmp_path):
+    size = 100 * 1000 * 1000 + 7    # not a multiple of any block size
+    data = data_of(size, 42)
+    f = put(sim.client, "0", "big.bin", data)
+    srv = sim.client.get_file(f["id"])
+    assert int(srv["size"]) == size and srv["sha1"] == sha1(data)
+    local = tmp_path / "big.local"
+    local.write_bytes(data)
+    m = boxfs_factory(sim)
+    assert os.stat(m.path / "big.bin").st_size == size
+    out = run("sh", "-c", 'cat "$1" | sha1sum', "sh", m.path / "big.bin",
+              timeout=240).stdout.split()[0]
+    assert out == sha1(data)
+    r = run("cmp", local, m.path / "big.bin", check=False, timeout=240)
+    assert r.returncode == 0, r.stdout + r.stderr
+    del data
+    if not SANITIZED:
+        # Streams: the daemon never holds the whole file.
+        assert peak_rss(m.proc.pid) < size // 2, peak_rss(m.proc.pid)
+    r = run("dd", "if=%s" % (m.path / "big.bin"), "of=/dev/stdout", "bs=1M",
+            "skip=90", "count=1", "status=none", text=False)
+    assert r.stdout == data_of(size, 42)[90 << 20:91 << 20]
+
+
+def test_reads_at_and_past_eof(sim, boxfs_factory):
+    data = data_of(1000, 5)
+    put(sim.client, "0", "k.bin", data)
+    put(sim.client, "0", "zero", b"")
+    m = boxfs_factory(sim)
+    fd = os.open(m.path / "k.bin", os.O_RDONLY)
+    try:
+        assert os.pread(fd, 100, 950) == data[950:]        # short at EOF
+        assert os.pread(fd, 100, 1000) == b""              # at EOF
+        assert os.pread(fd, 100, 1001) == b""              # just past
+        assert os.pread(fd, 4096, 1 << 40) == b""          # far past
+        assert os.pread(fd, 1 << 20, 0) == data            # bigger than file
+        assert os.lseek(fd, 0, os.SEEK_END) == 1000
+        assert os.read(fd, 10) == b""
+        os.lseek(fd, 0, os.SEEK_SET)
+        chunks = []
+        while True:
+            b = os.read(fd, 333)
+            if not b:
+                break
+            chunks.append(b)
+        assert b"".join(chunks) == data
+    finally:
+        os.close(fd)
+    assert read_file(m.path / "zero") == b""
+    fd = os.open(m.path / "zero", os.O_RDONLY)
+    try:
+        assert os.pread(fd, 10, 0) == b""
+        assert os.pread(fd, 10, 5) == b""
+    finally:
+        os.close(fd)
+    r = run("dd", "if=%s" % (m.path / "k.bin"), "of=/dev/stdout", "bs=100",
+            "skip=9", "status=none", text=False)
+    assert r.stdout == data[900:]
+
+
+def test_random_ranged_reads(sim, boxfs_factory):
+    data = data_of(3 * 1024 * 1024 + 123, 9)
+    put(sim.client, "0", "r.bin", data)
+    m = boxfs_factory(sim)
+    rnd = random.Random(1)
+    fd = os.open(m.path / "r.bin", os.O_RDONLY)
+    try:
+        for _ in range(200):
+            off = rnd.randrange(0, len(data) + 100)
+            n = rnd.choice([1, 17, 4096, 65536, 200000])
+            assert os.pread(fd, n, off) == data[off:off + n], (off, n)
+    finally:
+        os.close(fd)
+    # Two readers at once see the same bytes.
+    with open(m.path / "r.bin", "rb") as a, open(m.path / "r.bin", "rb") as b:
+        a.seek(1000000)
+        assert b.read(5000) == data[:5000]
+        assert a.read(5000) == data[1000000:1005000]
