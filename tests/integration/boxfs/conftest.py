@@ -181,14 +181,18 @@ class Mount:
         if is_fuse_mount(self.path):
             ok, err = _fusermount(self.path)
             if not ok:
+                # Busy (a leaked fd or cwd): detach it; the daemon would
+                # only exit once the last user goes, so do not wait long.
                 self.problems.append("fusermount3 -u failed: %s" % err)
                 _fusermount(self.path, lazy=True)
+                timeout = 3
         try:
             self.proc.wait(timeout=timeout * SLOW)
         except subprocess.TimeoutExpired:
             if self.proc.poll() is None and self.killed_by_us is None:
                 self.problems.append(
                     "daemon did not exit within %ss of the unmount" % timeout)
+            self.killed_by_us = self.killed_by_us or "SIGTERM after unmount"
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(timeout=5)
