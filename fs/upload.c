@@ -1521,8 +1521,7 @@ int upload_state(struct upload *u, char *buf, size_t len)
 
 	pthread_mutex_lock(&u->lock);
 	s = u->sess;
-	if (s && s->ready && !s->dead && (u->committing || u->dirty) &&
-	    s->ndone < s->bs.total_parts)
+	if (s && s->ready && !s->dead && (u->committing || u->dirty))
 		n = snprintf(buf, len, "uploading %" PRIu32 "/%" PRIu32 " parts",
 			     s->ndone, s->bs.total_parts);
 	else if (u->committing)
