@@ -1,0 +1,442 @@
+/* main.c - command line, startup checks, the FUSE session loop.
+ *
+ * Order matters: the server and token are checked before anything is
+ * mounted (fail fast, one line), and threads (workers) start only after
+ * fuse_daemonize() forked. */
+#define FUSE_USE_VERSION 35
+#include <errno.h>
+#include <fuse_lowlevel.h>
+#include <limits.h>
+#include <locale.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "box.h"
+#include "fsops.h"
+#include "inode.h"
+#include "log.h"
+#include "options.h"
+#include "upload.h"
+#include "worker.h"
+
+struct boxfs_opts boxfs_opts;
+
+/* Raw option strings; validated after parsing so every bad value gets one
+ * clear line naming the option. */
+struct raw_opts {
+	char *api_url, *upload_url, *root_id, *token_file, *cafile, *cache_dir;
+	char *attr_ttl, *dir_ttl, *connect_timeout, *io_timeout, *retries;
+	char *part_parallel, *upload_threads, *mem_budget, *spool_max;
+	char *chunked_min;
+	int help, version;
+};
+
+#define OPT(t, p) { t, offsetof(struct raw_opts, p), 1 }
+static const struct fuse_opt opt_spec[] = {
+	OPT("api_url=%s", api_url),
+	OPT("upload_url=%s", upload_url),
+	OPT("root_id=%s", root_id),
+	OPT("token_file=%s", token_file),
+	OPT("cafile=%s", cafile),
+	OPT("cache_dir=%s", cache_dir),
+	OPT("attr_ttl=%s", attr_ttl),
+	OPT("dir_ttl=%s", dir_ttl),
+	OPT("connect_timeout=%s", connect_timeout),
+	OPT("io_timeout=%s", io_timeout),
+	OPT("retries=%s", retries),
+	OPT("part_parallel=%s", part_parallel),
+	OPT("upload_threads=%s", upload_threads),
+	OPT("mem_budget=%s", mem_budget),
+	OPT("spool_max=%s", spool_max),
+	OPT("chunked_min=%s", chunked_min),
+	{ "-h", offsetof(struct raw_opts, help), 1 },
+	{ "--help", offsetof(struct raw_opts, help), 1 },
+	{ "-V", offsetof(struct raw_opts, version), 1 },
+	{ "--version", offsetof(struct raw_opts, version), 1 },
+	FUSE_OPT_END
+};
+
+static void usage(const char *prog)
+{
+	printf("usage: %s [options] MOUNTPOINT\n\n"
+"Mounts a Box folder (or any server speaking the Box content API).\n"
+"The access token comes from -o token_file=PATH or the BOX_TOKEN\n"
+"environment variable; it is never accepted on the command line.\n\n"
+"boxfs options:\n"
+"    -o api_url=URL         API root (default https://api.box.com/2.0)\n"
+"    -o upload_url=URL      upload root (default https://upload.box.com/api/2.0)\n"
+"    -o root_id=ID          Box folder mounted at the root (default 0)\n"
+"    -o token_file=PATH     file holding the access token (default: $BOX_TOKEN)\n"
+"    -o cafile=PATH         extra CA bundle for TLS (default: system CAs)\n"
+"    -o cache_dir=PATH      spool directory (default $XDG_CACHE_HOME/boxfs\n"
+"                           or ~/.cache/boxfs)\n"
+"    -o attr_ttl=SECONDS    kernel attribute cache (default 1)\n"
+"    -o dir_ttl=SECONDS     folder listing cache (default 10)\n"
+"    -o connect_timeout=S   seconds to connect (default 10)\n"
+"    -o io_timeout=S        seconds without progress before a transfer\n"
+"                           fails (default 30)\n"
+"    -o retries=N           attempts for 429/5xx/network errors (default 5)\n"
+"    -o part_parallel=N     parts in flight per file (default 4)\n"
+"    -o upload_threads=N    upload worker threads (default 8)\n"
+"    -o mem_budget=SIZE     part buffers in flight, all files (default 256M)\n"
+"    -o spool_max=SIZE      spool disk use, all files (default 0 = free disk)\n"
+"    -o chunked_min=SIZE    files from this size use upload sessions\n"
+"                           (default 20000000)\n"
+"    SIZE: bytes, or with a K, M, G or T suffix (powers of 1024).\n\n"
+"general options:\n"
+"    -f                     stay in the foreground\n"
+"    -d                     debug output (implies -f)\n"
+"    -s                     single-threaded\n"
+"    -h, --help             this help\n"
+"    -V, --version          version\n"
+"    -o OPT[,OPT...]        FUSE mount options (e.g. allow_other, ro)\n",
+	       prog);
+}
+
+static int bad(const char *opt, const char *val, const char *why)
+{
+	fprintf(stderr, "boxfs: invalid value '%s' for %s: %s\n", val, opt,
+		why);
+	return -1;
+}
+
+static int parse_size(const char *opt, const char *s, uint64_t *out)
+{
+	unsigned long long v;
+	uint64_t mul = 1;
+	char *end;
+
+	if (!s)
+		return 0;
+	if (*s < '0' || *s > '9')
+		return bad(opt, s, "expected a size such as 1048576 or 64M");
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno)
+		return bad(opt, s, "too large");
+	switch (*end) {
+	case 'k': case 'K':
+		mul = 1ULL << 10;
+		break;
+	case 'm': case 'M':
+		mul = 1ULL << 20;
+		break;
+	case 'g': case 'G':
+		mul = 1ULL << 30;
+		break;
+	case 't': case 'T':
+		mul = 1ULL << 40;
+		break;
+	case '\0':
+		break;
+	default:
+		return bad(opt, s, "unknown size suffix (use K, M, G or T)");
+	}
+	if (*end) {
+		end++;
+		if (!strcmp(end, "iB") || !strcmp(end, "B"))
+			end += strlen(end);
+	}
+	if (*end)
+		return bad(opt, s, "unknown size suffix (use K, M, G or T)");
+	if (v > UINT64_MAX / mul)
+		return bad(opt, s, "too large");
+	*out = v * mul;
+	return 0;
+}
+
+static int parse_int(const char *opt, const char *s, int min, int *out)
+{
+	long v;
+	char *end;
+
+	if (!s)
+		return 0;
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < min || v > INT_MAX) {
+		char why[64];
+
+		snprintf(why, sizeof(why), "expected an integer >= %d", min);
+		return bad(opt, s, why);
+	}
+	*out = (int)v;
+	return 0;
+}
+
+static int parse_secs(const char *opt, const char *s, double *out)
+{
+	double v;
+	char *end;
+
+	if (!s)
+		return 0;
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || end == s || *end || !(v >= 0) || v > 1e9)
+		return bad(opt, s, "expected a number of seconds >= 0");
+	*out = v;
+	return 0;
+}
+
+static int parse_url(const char *opt, char *s, char **out)
+{
+	size_t n;
+
+	if (!s)
+		return 0;
+	if (strncmp(s, "http://", 7) && strncmp(s, "https://", 8))
+		return bad(opt, s, "expected an http:// or https:// URL");
+	n = strlen(s);
+	while (n > 0 && s[n - 1] == '/')
+		s[--n] = '\0';
+	*out = s;
+	return 0;
+}
+
+static char *default_cache_dir(void)
+{
+	const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+	char *p = NULL;
+	int n;
+
+	if (xdg && xdg[0] == '/')
+		n = asprintf(&p, "%s/boxfs", xdg);
+	else if (home && home[0])
+		n = asprintf(&p, "%s/.cache/boxfs", home);
+	else
+		n = asprintf(&p, "/tmp/boxfs-%u", (unsigned)getuid());
+	return n < 0 ? NULL : p;
+}
+
+static void set_defaults(void)
+{
+	struct boxfs_opts *o = &boxfs_opts;
+
+	o->api_url = "https://api.box.com/2.0";
+	o->upload_url = "https://upload.box.com/api/2.0";
+	o->root_id = "0";
+	o->attr_ttl = 1;
+	o->dir_ttl = 10;
+	o->connect_timeout = 10;
+	o->io_timeout = 30;
+	o->retries = 5;
+	o->part_parallel = 4;
+	o->upload_threads = 8;
+	o->mem_budget = 256ULL << 20;
+	o->spool_max = 0;
+	o->chunked_min = 20000000;
+}
+
+/* Strings in raw stay allocated (owned by main until exit). */
+static int apply(struct raw_opts *r)
+{
+	struct boxfs_opts *o = &boxfs_opts;
+
+	if (parse_url("api_url", r->api_url, &o->api_url) ||
+	    parse_url("upload_url", r->upload_url, &o->upload_url) ||
+	    parse_secs("attr_ttl", r->attr_ttl, &o->attr_ttl) ||
+	    parse_secs("dir_ttl", r->dir_ttl, &o->dir_ttl) ||
+	    parse_int("connect_timeout", r->connect_timeout, 1,
+		      &o->connect_timeout) ||
+	    parse_int("io_timeout", r->io_timeout, 1, &o->io_timeout) ||
+	    parse_int("retries", r->retries, 0, &o->retries) ||
+	    parse_int("part_parallel", r->part_parallel, 1,
+		      &o->part_parallel) ||
+	    parse_int("upload_threads", r->upload_threads, 1,
+		      &o->upload_threads) ||
+	    parse_size("mem_budget", r->mem_budget, &o->mem_budget) ||
+	    parse_size("spool_max", r->spool_max, &o->spool_max) ||
+	    parse_size("chunked_min", r->chunked_min, &o->chunked_min))
+		return -1;
+	if (r->root_id) {
+		if (!r->root_id[0] || strlen(r->root_id) >= BOX_ID_MAX ||
+		    strspn(r->root_id, "0123456789") != strlen(r->root_id))
+			return bad("root_id", r->root_id,
+				   "expected a Box folder id (digits)");
+		o->root_id = r->root_id;
+	}
+	if (r->mem_budget && !o->mem_budget)
+		return bad("mem_budget", r->mem_budget, "must not be 0");
+	if (r->token_file) {
+		if (access(r->token_file, R_OK))
+			return bad("token_file", r->token_file,
+				   strerror(errno));
+		o->token_file = r->token_file;
+	}
+	if (r->cafile) {
+		if (access(r->cafile, R_OK))
+			return bad("cafile", r->cafile, strerror(errno));
+		o->cafile = r->cafile;
+	}
+	if (r->cache_dir) {
+		if (r->cache_dir[0] != '/')
+			return bad("cache_dir", r->cache_dir,
+				   "expected an absolute path");
+		o->cache_dir = r->cache_dir;
+	} else {
+		o->cache_dir = default_cache_dir();
+		if (!o->cache_dir) {
+			fprintf(stderr, "boxfs: out of memory\n");
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static void free_raw(struct raw_opts *r)
+{
+	free(r->api_url);
+	free(r->upload_url);
+	free(r->root_id);
+	free(r->token_file);
+	free(r->cafile);
+	free(r->cache_dir);
+	free(r->attr_ttl);
+	free(r->dir_ttl);
+	free(r->connect_timeout);
+	free(r->io_timeout);
+	free(r->retries);
+	free(r->part_parallel);
+	free(r->upload_threads);
+	free(r->mem_budget);
+	free(r->spool_max);
+	free(r->chunked_min);
+}
+
+/* Our fixed mount options; the user's -o options come after and win. */
+static int add_mount_opts(struct fuse_args *args)
+{
+	return fuse_opt_add_arg(args, "-o") ||
+	       fuse_opt_add_arg(args,
+				"default_permissions,fsname=boxfs,subtype=boxfs");
+}
+
+static int run(struct fuse_args *args, struct fuse_cmdline_opts *co)
+{
+	struct fuse_loop_config lc = { .clone_fd = 0, .max_idle_threads = 10 };
+	struct fuse_session *se;
+	char msg[512] = "";
+	int ret = 1, err;
+
+	err = box_init();
+	if (err) {
+		fprintf(stderr, "boxfs: cannot set up the HTTP client: %s\n",
+			strerror(-err));
+		return 1;
+	}
+	err = box_check(msg, sizeof(msg));
+	if (err) {
+		fprintf(stderr, "boxfs: %s\n",
+			msg[0] ? msg : strerror(-err));
+		goto out_box;
+	}
+	err = upload_init();
+	if (err) {
+		fprintf(stderr, "boxfs: cannot use cache_dir %s: %s\n",
+			boxfs_opts.cache_dir, strerror(-err));
+		goto out_box;
+	}
+	if (inode_init(boxfs_opts.root_id)) {
+		fprintf(stderr, "boxfs: out of memory\n");
+		goto out_upload;
+	}
+	se = fuse_session_new(args, &fsops_ops, sizeof(fsops_ops), NULL);
+	if (!se)
+		goto out_inode;         /* libfuse printed why */
+	if (fuse_set_signal_handlers(se))
+		goto out_session;
+	if (fuse_session_mount(se, co->mountpoint))
+		goto out_signals;
+	fuse_daemonize(co->foreground);
+	if (!co->foreground)
+		log_setup(boxfs_opts.debug ? LOG_LVL_DEBUG : LOG_LVL_INFO, 1);
+
+	/* threads only now: fork() above keeps just the calling thread */
+	err = worker_init(boxfs_opts.upload_threads);
+	if (err) {
+		log_err("cannot start worker threads: %s", strerror(-err));
+		goto out_unmount;
+	}
+	log_info("mounted %s (folder %s at %s)", co->mountpoint,
+		 boxfs_opts.root_id, boxfs_opts.api_url);
+	if (co->singlethread)
+		ret = fuse_session_loop(se);
+	else
+		ret = fuse_session_loop_mt(se, &lc);
+	ret = ret ? 1 : 0;
+	worker_shutdown();
+out_unmount:
+	fuse_session_unmount(se);
+out_signals:
+	fuse_remove_signal_handlers(se);
+out_session:
+	fuse_session_destroy(se);
+out_inode:
+	inode_cleanup();
+out_upload:
+	upload_shutdown();
+out_box:
+	box_cleanup();
+	return ret;
+}
+
+int main(int argc, char *argv[])
+{
+	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+	struct fuse_cmdline_opts co;
+	struct raw_opts raw;
+	int ret = 1;
+
+	memset(&raw, 0, sizeof(raw));
+	memset(&co, 0, sizeof(co));
+	signal(SIGPIPE, SIG_IGN);
+	/* case-insensitive name comparison needs towlower on Unicode */
+	if (!setlocale(LC_CTYPE, "C.UTF-8"))
+		setlocale(LC_CTYPE, "");
+	set_defaults();
+
+	if (fuse_opt_parse(&args, &raw, opt_spec, NULL) == -1)
+		goto out;
+	if (raw.help) {
+		usage(argv[0]);
+		printf("\nFUSE options:\n");
+		fuse_lowlevel_help();
+		ret = 0;
+		goto out;
+	}
+	if (raw.version) {
+		printf("boxfs %s\nFUSE library %s\n", BOXFS_VERSION,
+		       fuse_pkgversion());
+		ret = 0;
+		goto out;
+	}
+	if (apply(&raw))
+		goto out;
+	if (fuse_parse_cmdline(&args, &co))
+		goto out;
+	if (!co.mountpoint) {
+		fprintf(stderr, "boxfs: no mountpoint given (try --help)\n");
+		goto out;
+	}
+	boxfs_opts.debug = co.debug;
+	boxfs_opts.foreground = co.foreground;
+	log_setup(co.debug ? LOG_LVL_DEBUG : LOG_LVL_INFO, 0);
+	if (add_mount_opts(&args)) {
+		fprintf(stderr, "boxfs: out of memory\n");
+		goto out;
+	}
+	ret = run(&args, &co);
+out:
+	free(co.mountpoint);
+	fuse_opt_free_args(&args);
+	if (!raw.cache_dir && boxfs_opts.cache_dir)
+		free(boxfs_opts.cache_dir);
+	free_raw(&raw);
+	return ret;
+}
