@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "box.h"
@@ -264,10 +265,20 @@ static int apply(struct raw_opts *r)
 	if (r->mem_budget && !o->mem_budget)
 		return bad("mem_budget", r->mem_budget, "must not be 0");
 	if (r->token_file) {
-		if (access(r->token_file, R_OK))
+		struct stat st;
+
+		if (stat(r->token_file, &st) || access(r->token_file, R_OK))
 			return bad("token_file", r->token_file,
 				   strerror(errno));
+		/* a token others can read is a leaked token */
+		if (st.st_mode & 077)
+			return bad("token_file", r->token_file,
+				   "readable by group or others (chmod 600)");
 		o->token_file = r->token_file;
+	} else if (!getenv("BOX_TOKEN") || !getenv("BOX_TOKEN")[0]) {
+		fprintf(stderr, "boxfs: no access token: set BOX_TOKEN or "
+			"use -o token_file=PATH\n");
+		return -1;
 	}
 	if (r->cafile) {
 		if (access(r->cafile, R_OK))
@@ -324,16 +335,23 @@ static int run(struct fuse_args *args, struct fuse_cmdline_opts *co)
 	char msg[512] = "";
 	int ret = 1, err;
 
+	if (inode_init(boxfs_opts.root_id)) {
+		fprintf(stderr, "boxfs: out of memory\n");
+		return 1;
+	}
+	/* first, so that a bad mount option fails before any request */
+	se = fuse_session_new(args, &fsops_ops, sizeof(fsops_ops), NULL);
+	if (!se)
+		goto out_inode;         /* libfuse printed why */
 	err = box_init();
 	if (err) {
 		fprintf(stderr, "boxfs: cannot set up the HTTP client: %s\n",
 			strerror(-err));
-		return 1;
+		goto out_session;
 	}
 	err = box_check(msg, sizeof(msg));
 	if (err) {
-		fprintf(stderr, "boxfs: %s\n",
-			msg[0] ? msg : strerror(-err));
+		fprintf(stderr, "boxfs: %s\n", msg[0] ? msg : strerror(-err));
 		goto out_box;
 	}
 	err = upload_init();
@@ -342,15 +360,8 @@ static int run(struct fuse_args *args, struct fuse_cmdline_opts *co)
 			boxfs_opts.cache_dir, strerror(-err));
 		goto out_box;
 	}
-	if (inode_init(boxfs_opts.root_id)) {
-		fprintf(stderr, "boxfs: out of memory\n");
-		goto out_upload;
-	}
-	se = fuse_session_new(args, &fsops_ops, sizeof(fsops_ops), NULL);
-	if (!se)
-		goto out_inode;         /* libfuse printed why */
 	if (fuse_set_signal_handlers(se))
-		goto out_session;
+		goto out_upload;
 	if (fuse_session_mount(se, co->mountpoint))
 		goto out_signals;
 	fuse_daemonize(co->foreground);
@@ -375,14 +386,14 @@ out_unmount:
 	fuse_session_unmount(se);
 out_signals:
 	fuse_remove_signal_handlers(se);
-out_session:
-	fuse_session_destroy(se);
-out_inode:
-	inode_cleanup();
 out_upload:
 	upload_shutdown();
 out_box:
 	box_cleanup();
+out_session:
+	fuse_session_destroy(se);
+out_inode:
+	inode_cleanup();
 	return ret;
 }
 
