@@ -1,0 +1,208 @@
+"""Streaming: when the final size is declared (posix_fallocate, ftruncate of
+an empty file, xattr user.boxfs.size) the session is created at once and the
+parts go up while the program is still writing. The request log proves it:
+every part is PUT before close() and nothing is sent again at close.
+Also: rewriting a part already sent, and a final size different from the
+declared one, fall back to a fresh upload without corrupting anything."""
+
+import os
+import threading
+import time
+
+import pytest
+
+from boxfs_helpers import assert_server_file, data_of, read_file, wait_until
+from test_upload_sizes import (CM, PS, SESS, assert_parts_once,
+                               committed_session, expected_ranges,
+                               small_sim, upload_requests)
+
+
+def declare(kind, path, fd, n):
+    if kind == "fallocate":
+        os.posix_fallocate(fd, 0, n)
+    elif kind == "ftruncate":
+        os.ftruncate(fd, n)
+    elif kind == "xattr":
+        os.setxattr(path, "user.boxfs.size", str(n).encode())
+    else:
+        raise AssertionError(kind)
+
+
+def ok_puts(sim, mark):
+    return [e for e in sim.log(since=mark)
+            if e["method"] == "PUT" and e["path"].startswith(SESS + "/")
+            and e["status"] == 200]
+
+
+@pytest.mark.parametrize("kind", ["fallocate", "ftruncate", "xattr"])
+@pytest.mark.boxfs_timeout(180)
+def test_parts_put_before_close(boxsim_factory, boxfs_factory, kind):
+    sim = small_sim(boxsim_factory)
+    m = boxfs_factory(sim, "chunked_min=%d" % CM)
+    n = 6 * PS + 4321
+    data = data_of(n, 1)
+    path = m.path / ("s-" + kind)
+    mark = sim.log_mark()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        declare(kind, path, fd, n)
+        if kind != "xattr":
+            assert os.fstat(fd).st_size == n
+        off = 0
+        while off < n:
+            off += os.write(fd, data[off:off + 128 * 1024])
+        # Every part, the short tail included, reaches the server while
+        # the file is still open.
+        want = expected_ranges(n, PS)
+        wait_until(lambda: len(ok_puts(sim, mark)) >= len(want), timeout=30,
+                   what="all parts PUT before close")
+        done = "uploading %d/%d parts" % (len(want), len(want))
+        wait_until(lambda: os.getxattr(path, "user.boxfs.state").decode()
+                   == done, timeout=10, what="state " + done)
+        before = sim.log(since=mark)
+        assert not [e for e in before if e["path"].endswith("/commit")]
+        close_mark = sim.log_mark()
+    finally:
+        os.close(fd)
+    after = sim.log(since=close_mark)
+    assert [e for e in after if e["method"] == "PUT"] == [], \
+        "parts re-sent at close: %r" % after
+    assert [e["status"] for e in after if e["path"].endswith("/commit")] \
+        in ([201], [200])
+    simple, sessions, creates = upload_requests(sim.log(since=mark))
+    assert simple == [] and len(creates) == 1
+    assert_parts_once(committed_session(sessions), n, PS)
+    assert_server_file(sim.client, "s-" + kind, data)
+    assert read_file(path) == data
+
+
+@pytest.mark.boxfs_timeout(180)
+def test_session_starts_while_writing(boxsim_factory, boxfs_factory):
+    """The first parts are up long before the writer finishes."""
+    sim = small_sim(boxsim_factory)
+    m = boxfs_factory(sim, "chunked_min=%d" % CM)
+    n = 8 * PS
+    data = data_of(n, 2)
+    mark = sim.log_mark()
+    fd = os.open(m.path / "w", os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        os.ftruncate(fd, n)
+        os.write(fd, data[:3 * PS])
+        wait_until(lambda: len(ok_puts(sim, mark)) >= 3, timeout=30,
+                   what="the first 3 parts while 5 are still unwritten")
+        off = 3 * PS
+        while off < n:
+            off += os.write(fd, data[off:off + PS])
+    finally:
+        os.close(fd)
+    assert_server_file(sim.client, "w", data)
+    assert len(ok_puts(sim, mark)) == 8
+
+
+@pytest.mark.boxfs_timeout(180)
+def test_unknown_size_bursts_at_close(boxsim_factory, boxfs_factory):
+    """Without a declared size nothing goes up before close; then the
+    session is created and the parts sent."""
+    sim = small_sim(boxsim_factory)
+    m = boxfs_factory(sim, "chunked_min=%d" % CM, "part_parallel=3")
+    n = 5 * PS + 1
+    data = data_of(n, 3)
+    mark = sim.log_mark()
+    fd = os.open(m.path / "u", os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        off = 0
+        while off < n:
+            off += os.write(fd, data[off:off + PS // 2])
+        time.sleep(0.5)
+        assert [e for e in sim.log(since=mark)
+                if "upload_sessions" in e["path"]] == []
+    finally:
+        os.close(fd)
+    assert_server_file(sim.client, "u", data)
+    simple, sessions, creates = upload_requests(sim.log(since=mark))
+    assert len(creates) == 1
+    assert_parts_once(committed_session(sessions), n, PS)
+
+
+@pytest.mark.boxfs_timeout(180)
+def test_rewrite_of_sent_part_resends(boxsim_factory, boxfs_factory):
+    """A write into a part already on the server: the session is aborted
+    and the whole file re-sent from the spool in a new one."""
+    sim = small_sim(boxsim_factory)
+    m = boxfs_factory(sim, "chunked_min=%d" % CM)
+    n = 4 * PS + 10
+    data = bytearray(data_of(n, 4))
+    mark = sim.log_mark()
+    fd = os.open(m.path / "rw", os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        os.ftruncate(fd, n)
+        os.write(fd, bytes(data))
+        wait_until(lambda: len(ok_puts(sim, mark)) >= 5, timeout=30,
+                   what="all parts up")
+        os.pwrite(fd, b"Z" * 100, 50)
+        data[50:150] = b"Z" * 100
+    finally:
+        os.close(fd)
+    assert_server_file(sim.client, "rw", bytes(data))
+    simple, sessions, creates = upload_requests(sim.log(since=mark))
+    assert len(creates) == 2, creates
+    assert_parts_once(committed_session(sessions), n, PS)
+    aborted = [sid for sid, reqs in sessions.items()
+               if any(e["method"] == "DELETE" for e in reqs)]
+    assert len(aborted) == 1, sessions
+
+
+@pytest.mark.parametrize("final", [4 * PS - 7, 5 * PS + 3, CM - 10])
+@pytest.mark.boxfs_timeout(180)
+def test_final_size_differs_from_declared(boxsim_factory, boxfs_factory,
+                                          final):
+    sim = small_sim(boxsim_factory)
+    m = boxfs_factory(sim, "chunked_min=%d" % CM)
+    declared = 4 * PS
+    data = data_of(final, 5)
+    path = m.path / "diff"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        os.setxattr(path, "user.boxfs.size", str(declared).encode())
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+    assert_server_file(sim.client, "diff", data)
+
+
+@pytest.mark.boxfs_timeout(180)
+def test_several_writers_at_once(boxsim_factory, boxfs_factory):
+    """Files of different kinds written by threads at the same time."""
+    sim = small_sim(boxsim_factory)
+    m = boxfs_factory(sim, "chunked_min=%d" % CM, "part_parallel=2",
+                      "upload_threads=4", "mem_budget=%d" % (4 * PS))
+    jobs = [(i, n, decl) for i, (n, decl) in enumerate([
+        (3 * PS + 1, True), (3 * PS + 1, False), (PS // 2, False),
+        (5 * PS, True), (CM, False), (0, False), (2 * PS + 99, True),
+        (123457, True)])]
+    errors = []
+
+    def writer(i, n, decl):
+        try:
+            data = data_of(n, 50 + i)
+            fd = os.open(m.path / ("c%d" % i), os.O_WRONLY | os.O_CREAT,
+                         0o644)
+            try:
+                if decl:
+                    os.ftruncate(fd, n)
+                off = 0
+                while off < n:
+                    off += os.write(fd, data[off:off + 100000])
+            finally:
+                os.close(fd)
+        except Exception as e:  # reported below
+            errors.append((i, e))
+
+    threads = [threading.Thread(target=writer, args=j) for j in jobs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert errors == []
+    for i, n, _ in jobs:
+        assert_server_file(sim.client, "c%d" % i, data_of(n, 50 + i))
