@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -41,7 +42,8 @@
 
 #define UP_MAX_EXT       32           /* out-of-order extents tracked */
 #define UP_LAG_PARTS     2            /* completed parts a writer may run ahead */
-#define UP_IO_CHUNK      (1u << 20)   /* fetch and re-hash granularity */
+#define UP_IO_CHUNK      (1u << 20)   /* re-hash granularity */
+#define UP_FETCH_CHUNK   (4u << 20)   /* ranged GETs of existing content */
 #define UP_MAX_PARTS     100000u      /* sanity cap on a server's total_parts */
 #define UP_DEF_BUDGET    (256ull << 20)
 #define UP_DEF_CHUNKED   20000000ull
@@ -485,6 +487,23 @@ static void upload_part_range(const struct usess *s, uint32_t k,
 		*len = s->bs.part_size;
 }
 
+/* Part buffers are mapped, not malloc'ed: unmapping gives the memory back
+ * to the system at once, so the resident size follows the budget instead
+ * of whatever the allocator keeps cached per thread. */
+static void *upload_buf_get(size_t len)
+{
+	void *p = mmap(NULL, len ? len : 1, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
+static void upload_buf_put(void *p, size_t len)
+{
+	if (p)
+		munmap(p, len ? len : 1);
+}
+
 static int upload_part_send(struct upload *u, struct usess *s, uint32_t k,
 			    struct box_part *out)
 {
@@ -496,7 +515,7 @@ static int upload_part_send(struct upload *u, struct usess *s, uint32_t k,
 	int rc;
 
 	upload_part_range(s, k, &off, &len);
-	buf = malloc(len ? len : 1);
+	buf = upload_buf_get(len);
 	if (!buf)
 		return -ENOMEM;
 	rc = upload_pread_full(u->fd, buf, len, off);
@@ -504,7 +523,7 @@ static int upload_part_send(struct upload *u, struct usess *s, uint32_t k,
 		rc = -EIO;
 	if (!rc)
 		rc = box_session_put_part(&s->bs, off, buf, len, md, out);
-	free(buf);
+	upload_buf_put(buf, len);
 	if (rc)
 		return rc;
 	upload_hex(md, hex);
@@ -841,7 +860,7 @@ static int upload_fetch(struct upload *u, uint64_t upto)
 		rc = -ENOSPC;
 	if (rc)
 		return rc;
-	if (n && !(buf = malloc(UP_IO_CHUNK)))
+	if (n && !(buf = malloc(UP_FETCH_CHUNK)))
 		return -ENOMEM;
 	memcpy(id, u->file_id, sizeof(id));
 	u->fetching = 1;
@@ -850,7 +869,7 @@ static int upload_fetch(struct upload *u, uint64_t upto)
 
 	/* Only this thread touches the spool and the hash while fetching. */
 	while (!rc && off < n) {
-		size_t want = n - off > UP_IO_CHUNK ? UP_IO_CHUNK : n - off;
+		size_t want = n - off > UP_FETCH_CHUNK ? UP_FETCH_CHUNK : n - off;
 		size_t got = 0;
 		ssize_t w;
 
