@@ -122,9 +122,16 @@ static int commit(struct inode *in, struct upload *up)
 	int ret;
 
 	inode_lock();
-	if (!in->parent || folder_id(in->parent, pid)) {
+	if (!in->parent) {
 		inode_unlock();
 		return 0;
+	}
+	ret = folder_id(in->parent, pid);
+	if (ret) {
+		/* its folder vanished from Box: the data stays in the spool */
+		inode_unlock();
+		log_err("cannot upload %s: its folder is gone", in->name);
+		return ret;
 	}
 	parent = in->parent;
 	name = strdup(in->name);

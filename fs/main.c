@@ -5,6 +5,7 @@
  * fuse_daemonize() forked. */
 #define FUSE_USE_VERSION 35
 #include <errno.h>
+#include <fcntl.h>
 #include <fuse_lowlevel.h>
 #include <limits.h>
 #include <locale.h>
@@ -328,6 +329,30 @@ static int add_mount_opts(struct fuse_args *args)
 				"default_permissions,fsname=boxfs,subtype=boxfs");
 }
 
+/* The startup check must end in exactly one line: retry chatter from the
+ * HTTP layer is hidden unless -d asked for it. */
+static int quiet_check(char *msg, size_t len)
+{
+	int saved = -1, nul, err;
+
+	if (!boxfs_opts.debug) {
+		fflush(stderr);
+		saved = dup(STDERR_FILENO);
+		nul = open("/dev/null", O_WRONLY | O_CLOEXEC);
+		if (saved >= 0 && nul >= 0)
+			dup2(nul, STDERR_FILENO);
+		if (nul >= 0)
+			close(nul);
+	}
+	err = box_check(msg, len);
+	if (saved >= 0) {
+		fflush(stderr);
+		dup2(saved, STDERR_FILENO);
+		close(saved);
+	}
+	return err;
+}
+
 static int run(struct fuse_args *args, struct fuse_cmdline_opts *co)
 {
 	struct fuse_loop_config lc = { .clone_fd = 0, .max_idle_threads = 10 };
@@ -349,7 +374,7 @@ static int run(struct fuse_args *args, struct fuse_cmdline_opts *co)
 			strerror(-err));
 		goto out_session;
 	}
-	err = box_check(msg, sizeof(msg));
+	err = quiet_check(msg, sizeof(msg));
 	if (err) {
 		fprintf(stderr, "boxfs: %s\n", msg[0] ? msg : strerror(-err));
 		goto out_box;
