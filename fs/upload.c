@@ -1368,6 +1368,14 @@ static int upload_commit_simple(struct upload *u, const char *parent_id,
 	return rc;
 }
 
+static int upload_sha_matches(const unsigned char md[20], const char *hex)
+{
+	char h[41];
+
+	upload_hex(md, h);
+	return !strcasecmp(h, hex);
+}
+
 /* Can the live session carry the file as it is now? */
 static int upload_sess_usable(struct upload *u, const char *parent_id,
 			      const char *name)
@@ -1494,10 +1502,23 @@ int upload_commit(struct upload *u, const char *parent_id, const char *name,
 	rc = upload_spool_open(u);
 	if (!rc)
 		rc = upload_sha_final(u, u->size, md);
-	if (!rc && u->size < upload_chunked_min())
+	if (!rc && u->size < upload_chunked_min()) {
 		rc = upload_commit_simple(u, parent_id, name, mtime, md, out);
-	else if (!rc)
+	} else if (!rc) {
 		rc = upload_commit_chunked(u, parent_id, name, mtime, md, out);
+		if (rc == -ESTALE) {
+			/* the session expired or vanished: once more, anew */
+			log_warn("upload: session of %s gone; sending again",
+				 name ? name : u->file_id);
+			rc = upload_commit_chunked(u, parent_id, name, mtime, md,
+						   out);
+		}
+	}
+	if (!rc && (out->size != u->size ||
+		    (out->sha1[0] && !upload_sha_matches(md, out->sha1))))
+		log_warn("upload: Box reports %" PRIu64 " bytes sha1 %s for %s, "
+			 "sent %" PRIu64 " bytes", out->size, out->sha1,
+			 name ? name : u->file_id, u->size);
 
 	if (rc) {
 		log_err("upload: commit of %s (%" PRIu64 " bytes) failed: %s; the "
