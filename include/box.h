@@ -128,4 +128,20 @@ int box_session_commit(const struct box_session *s,
 /* DELETE the session (best effort; errors are logged, not returned). */
 void box_session_abort(const struct box_session *s);
 
+/* Helpers of box.c, exposed for the unit tests (tests/unit/fs). */
+struct cJSON;
+/* 1 when a server name can exist locally (not empty, no '/', not "." or
+ * "..", fits struct box_item). */
+int box_name_safe(const char *name);
+/* A Box item object -> *it. 0, 1 when it is not shown (not a file/folder,
+ * not active, unsafe name: logged), -EIO when malformed. */
+int box_parse_item(const struct cJSON *j, struct box_item *it);
+/* ClientError body -> code, message and context_info.conflicts id (object
+ * or array). 0, or -1 when the body is not a JSON object. */
+int box_parse_error(const char *body, size_t len, char *code, size_t codelen,
+		    char *msg, size_t msglen, char conflict_id[BOX_ID_MAX]);
+/* HTTP status + Box code -> -errno as listed at the top (session: 404/410
+ * mean the upload session is gone, -ESTALE). */
+int box_errno(long status, const char *code, int session);
+
 #endif

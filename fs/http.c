@@ -1,0 +1,464 @@
+/* http.c - libcurl exchanges with timeouts and retries (see http.h). */
+#include <ctype.h>
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "auth.h"
+#include "http.h"
+#include "log.h"
+#include "options.h"
+
+static pthread_once_t http_once = PTHREAD_ONCE_INIT;
+static pthread_key_t http_key;
+static int http_init_rc;
+static __thread unsigned int http_seed;
+
+/* State of one attempt, handed to the curl callbacks. */
+struct http_xfer {
+	const struct http_req *rq;
+	struct http_resp *rs;
+	CURL *h;
+	uint64_t pos;           /* body bytes handed to curl */
+	uint64_t total;
+	int short_read;         /* the file ended before fd_len */
+	int read_err;
+	int full;               /* download buffer filled: stopped on purpose */
+	int too_big;
+	uint64_t skipped;
+};
+
+static void http_key_free(void *h)
+{
+	curl_easy_cleanup(h);
+}
+
+static void http_once_init(void)
+{
+	/* a peer closing a kept-alive socket must not kill the daemon */
+	signal(SIGPIPE, SIG_IGN);
+	if (curl_global_init(CURL_GLOBAL_ALL)) {
+		http_init_rc = -EIO;
+		return;
+	}
+	if (pthread_key_create(&http_key, http_key_free))
+		http_init_rc = -ENOMEM;
+}
+
+int http_init(void)
+{
+	pthread_once(&http_once, http_once_init);
+	return http_init_rc;
+}
+
+void http_cleanup(void)
+{
+	CURL *h;
+
+	if (http_init_rc)
+		return;
+	h = pthread_getspecific(http_key);
+	if (h) {
+		curl_easy_cleanup(h);
+		pthread_setspecific(http_key, NULL);
+	}
+}
+
+static CURL *http_handle(void)
+{
+	CURL *h;
+
+	if (http_init())
+		return NULL;
+	h = pthread_getspecific(http_key);
+	if (h) {
+		/* keeps the connection cache, drops every option */
+		curl_easy_reset(h);
+		return h;
+	}
+	h = curl_easy_init();
+	if (h && pthread_setspecific(http_key, h)) {
+		curl_easy_cleanup(h);
+		h = NULL;
+	}
+	return h;
+}
+
+long http_backoff_ms(int n, double r01)
+{
+	double ms = 500;
+
+	while (n-- > 0 && ms < 30000)
+		ms *= 2;
+	if (ms > 30000)
+		ms = 30000;
+	if (r01 < 0 || r01 >= 1)
+		r01 = 0.5;
+	return (long)(ms * (0.5 + r01));
+}
+
+int http_parse_retry_after(const char *v)
+{
+	long s = 0;
+
+	while (*v == ' ' || *v == '\t')
+		v++;
+	if (!isdigit((unsigned char)*v))
+		return -1;
+	while (isdigit((unsigned char)*v)) {
+		s = s * 10 + (*v++ - '0');
+		if (s > 86400)
+			return 86400;
+	}
+	while (*v == ' ' || *v == '\t' || *v == '\r' || *v == '\n')
+		v++;
+	return *v ? -1 : (int)s;
+}
+
+static size_t http_body_read(char *dst, size_t size, size_t n, void *arg)
+{
+	struct http_xfer *x = arg;
+	const struct http_req *rq = x->rq;
+	size_t want = size * n, done = 0;
+
+	while (done < want && x->pos < x->total) {
+		uint64_t p = x->pos;
+		size_t k;
+
+		if (p < rq->pre_len) {
+			k = rq->pre_len - p;
+			k = k < want - done ? k : want - done;
+			memcpy(dst + done, (const char *)rq->pre + p, k);
+		} else if (p < rq->pre_len + rq->fd_len) {
+			uint64_t fp = p - rq->pre_len;
+			uint64_t left = rq->fd_len - fp;
+			ssize_t r;
+
+			k = left < want - done ? left : want - done;
+			r = pread(rq->fd, dst + done, k, (off_t)(rq->fd_off + fp));
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r < 0) {
+				x->read_err = errno;
+				return CURL_READFUNC_ABORT;
+			}
+			if (r == 0) {
+				/* the file shrank under us: never send less
+				 * than the Content-Length we announced */
+				x->short_read = 1;
+				return CURL_READFUNC_ABORT;
+			}
+			k = (size_t)r;
+		} else {
+			uint64_t q = p - rq->pre_len - rq->fd_len;
+			k = rq->post_len - q;
+			k = k < want - done ? k : want - done;
+			memcpy(dst + done, (const char *)rq->post + q, k);
+		}
+		done += k;
+		x->pos += k;
+	}
+	return done;
+}
+
+static int http_collect(struct http_xfer *x, const char *src, size_t n)
+{
+	struct http_resp *rs = x->rs;
+	char *nb;
+
+	if (rs->len + n > HTTP_BODY_MAX) {
+		x->too_big = 1;
+		return -1;
+	}
+	nb = realloc(rs->body, rs->len + n + 1);
+	if (!nb)
+		return -1;
+	memcpy(nb + rs->len, src, n);
+	rs->body = nb;
+	rs->len += n;
+	nb[rs->len] = '\0';
+	return 0;
+}
+
+static size_t http_body_write(char *src, size_t size, size_t n, void *arg)
+{
+	struct http_xfer *x = arg;
+	const struct http_req *rq = x->rq;
+	size_t len = size * n, k;
+	long st = 0;
+
+	curl_easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &st);
+	if (!rq->buf || st < 200 || st > 299)
+		return http_collect(x, src, len) ? 0 : len;
+
+	/* a server that ignored Range sends the file from byte 0 */
+	if (st == 200 && x->skipped < rq->skip200) {
+		uint64_t s = rq->skip200 - x->skipped;
+		s = s < len ? s : len;
+		x->skipped += s;
+		src += s;
+		len -= s;
+		if (!len)
+			return size * n;
+	}
+	k = rq->cap - x->rs->got;
+	k = k < len ? k : len;
+	memcpy((char *)rq->buf + x->rs->got, src, k);
+	x->rs->got += k;
+	if (k < len) {
+		x->full = 1;	/* more than asked for: stop here */
+		return 0;
+	}
+	return size * n;
+}
+
+static size_t http_header(char *line, size_t size, size_t n, void *arg)
+{
+	struct http_xfer *x = arg;
+	size_t len = size * n;
+	char v[32];
+
+	if (len > 12 && !strncasecmp(line, "Retry-After:", 12)) {
+		size_t k = len - 12 < sizeof(v) - 1 ? len - 12 : sizeof(v) - 1;
+		memcpy(v, line + 12, k);
+		v[k] = '\0';
+		x->rs->retry_after = http_parse_retry_after(v);
+	}
+	return len;
+}
+
+/* The caller's headers plus ours; the auth line is wiped before freeing. */
+static struct curl_slist *http_headers(const struct http_req *rq,
+				       unsigned *gen, int *rc)
+{
+	struct curl_slist *l = NULL, *t, *c;
+	char auth[AUTH_HEADER_MAX];
+
+	*rc = auth_header(auth, sizeof(auth), gen);
+	if (*rc)
+		return NULL;
+	for (c = rq->headers; c; c = c->next) {
+		if (!(t = curl_slist_append(l, c->data)))
+			goto oom;
+		l = t;
+	}
+	/* no 100-continue round trip before each part */
+	if (!(t = curl_slist_append(l, "Expect:")))
+		goto oom;
+	l = t;
+	if (!(t = curl_slist_append(l, auth)))
+		goto oom;
+	l = t;
+	explicit_bzero(auth, sizeof(auth));
+	return l;
+oom:
+	explicit_bzero(auth, sizeof(auth));
+	curl_slist_free_all(l);
+	*rc = -ENOMEM;
+	return NULL;
+}
+
+static void http_headers_free(struct curl_slist *l)
+{
+	struct curl_slist *c;
+
+	for (c = l; c; c = c->next)
+		if (!strncasecmp(c->data, "Authorization:", 14))
+			explicit_bzero(c->data, strlen(c->data));
+	curl_slist_free_all(l);
+}
+
+static void http_setopts(CURL *h, const struct http_req *rq,
+			 struct http_xfer *x, struct curl_slist *hdr, char *err)
+{
+	curl_easy_setopt(h, CURLOPT_URL, rq->url);
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, err);
+	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT,
+			 (long)(boxfs_opts.connect_timeout > 0 ? boxfs_opts.connect_timeout : 10));
+	curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
+	curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME,
+			 (long)(boxfs_opts.io_timeout > 0 ? boxfs_opts.io_timeout : 30));
+	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
+	if (boxfs_opts.cafile)
+		curl_easy_setopt(h, CURLOPT_CAINFO, boxfs_opts.cafile);
+	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(h, CURLOPT_USERAGENT, "boxfs/" BOXFS_VERSION);
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, http_body_write);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, x);
+	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, http_header);
+	curl_easy_setopt(h, CURLOPT_HEADERDATA, x);
+	if (rq->follow) {
+		curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
+		curl_easy_setopt(h, CURLOPT_MAXREDIRS, 5L);
+		curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+	}
+	if (rq->has_body) {
+		curl_easy_setopt(h, CURLOPT_READFUNCTION, http_body_read);
+		curl_easy_setopt(h, CURLOPT_READDATA, x);
+	}
+	if (!strcmp(rq->method, "GET")) {
+		curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
+	} else if (!strcmp(rq->method, "POST")) {
+		curl_easy_setopt(h, CURLOPT_POST, 1L);
+		if (rq->has_body)
+			curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE,
+					 (curl_off_t)x->total);
+		else
+			curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, 0L);
+	} else if (!strcmp(rq->method, "PUT")) {
+		curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
+		curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)x->total);
+		if (!rq->has_body) {
+			curl_easy_setopt(h, CURLOPT_READFUNCTION, http_body_read);
+			curl_easy_setopt(h, CURLOPT_READDATA, x);
+		}
+	} else {
+		curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, rq->method);
+	}
+}
+
+static int http_status_retryable(long st)
+{
+	return st == 429 || st == 500 || st == 502 || st == 503 || st == 504;
+}
+
+static void http_sleep_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	while (nanosleep(&ts, &ts) && errno == EINTR)
+		;
+}
+
+static double http_rand01(void)
+{
+	if (!http_seed)
+		http_seed = (unsigned)time(NULL) ^ (unsigned)(uintptr_t)&http_seed;
+	return rand_r(&http_seed) / ((double)RAND_MAX + 1);
+}
+
+/* One attempt. Returns 0 with rs->status set, or -errno (transport). */
+static int http_attempt(CURL *h, const struct http_req *rq,
+			struct http_resp *rs, unsigned *gen, int *sent)
+{
+	struct http_xfer x = { .rq = rq, .rs = rs, .h = h };
+	char err[CURL_ERROR_SIZE] = "";
+	struct curl_slist *hdr;
+	CURLcode cc;
+	long reqsize = 0;
+	int rc;
+
+	free(rs->body);
+	rs->body = NULL;
+	rs->len = 0;
+	rs->got = 0;
+	rs->status = 0;
+	rs->retry_after = -1;
+	x.total = rq->has_body ? rq->pre_len + (rq->fd >= 0 ? rq->fd_len : 0) +
+		rq->post_len : 0;
+	hdr = http_headers(rq, gen, &rc);
+	if (!hdr)
+		return rc;
+	http_setopts(h, rq, &x, hdr, err);
+	cc = curl_easy_perform(h);
+	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &rs->status);
+	curl_easy_getinfo(h, CURLINFO_REQUEST_SIZE, &reqsize);
+	/* drop the header list before curl could reuse it */
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
+	http_headers_free(hdr);
+	*sent = reqsize > 0;
+
+	if (cc == CURLE_OK || (cc == CURLE_WRITE_ERROR && x.full))
+		return 0;
+	if (x.too_big) {
+		log_err("http: %s %s: answer larger than %u bytes, refused",
+			rq->method, rq->logpath, HTTP_BODY_MAX);
+		return -EFBIG;
+	}
+	if (x.short_read || x.read_err) {
+		log_err("http: %s %s: local file %s while sending", rq->method,
+			rq->logpath, x.short_read ? "shrank" : strerror(x.read_err));
+		return -EBADFD;	/* local, not worth a retry */
+	}
+	rs->status = 0;
+	if (cc == CURLE_WRITE_ERROR)
+		return -ENOMEM;
+	log_warn("http: %s %s: %s", rq->method, rq->logpath,
+		 err[0] ? err : curl_easy_strerror(cc));
+	if (cc == CURLE_OPERATION_TIMEDOUT)
+		return -ETIMEDOUT;
+	return -EIO;
+}
+
+int http_request(const struct http_req *rq, struct http_resp *rs)
+{
+	int max = boxfs_opts.retries > 0 ? boxfs_opts.retries : 0;
+	int retries = 0, refreshed = 0, rc;
+	CURL *h;
+
+	memset(rs, 0, sizeof(*rs));
+	rs->retry_after = -1;
+	h = http_handle();
+	if (!h)
+		return -ENOMEM;
+	for (;;) {
+		unsigned gen = 0;
+		int sent = 0;
+		long ms;
+
+		rs->attempts++;
+		rc = http_attempt(h, rq, rs, &gen, &sent);
+		if (rc == -EBADFD)
+			return -EIO;
+		if (rc == -ENOMEM || rc == -EFBIG || rc == -ENOKEY)
+			return rc == -ENOKEY ? -EACCES : rc;
+		if (!rc && rs->status == 401 && !refreshed) {
+			refreshed = 1;
+			if (!auth_refresh(gen)) {
+				log_info("http: %s %s: token refreshed, again",
+					 rq->method, rq->logpath);
+				continue;
+			}
+			return 0;
+		}
+		if (!rc && !http_status_retryable(rs->status))
+			return 0;
+		if (rc && rq->retry == HTTP_UNSENT && sent) {
+			/* the server may have acted on it: the caller decides */
+			rs->ambiguous = 1;
+			return rc;
+		}
+		if (retries >= max)
+			return rc;
+		ms = http_backoff_ms(retries, http_rand01());
+		if (!rc && rs->retry_after >= 0)
+			ms = rs->retry_after * 1000L;
+		if (ms > 300000)
+			ms = 300000;
+		retries++;
+		if (rc)
+			log_warn("http: %s %s: retry %d/%d in %ld ms", rq->method,
+				 rq->logpath, retries, max, ms);
+		else
+			log_warn("http: %s %s: status %ld, retry %d/%d in %ld ms",
+				 rq->method, rq->logpath, rs->status, retries,
+				 max, ms);
+		http_sleep_ms(ms);
+	}
+}
+
+void http_resp_free(struct http_resp *rs)
+{
+	free(rs->body);
+	rs->body = NULL;
+	rs->len = 0;
+}
