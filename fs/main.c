@@ -235,6 +235,18 @@ static void set_defaults(void)
 	o->chunked_min = 20000000;
 }
 
+/* Replace *path by its absolute form. 1 on success, 0 with errno set. */
+static int absolutize(char **path)
+{
+	char *abs = realpath(*path, NULL);
+
+	if (!abs)
+		return 0;
+	free(*path);
+	*path = abs;
+	return 1;
+}
+
 /* Strings in raw stay allocated (owned by main until exit). */
 static int apply(struct raw_opts *r)
 {
@@ -275,6 +287,9 @@ static int apply(struct raw_opts *r)
 		if (st.st_mode & 077)
 			return bad("token_file", r->token_file,
 				   "readable by group or others (chmod 600)");
+		/* absolute: the daemon runs in / after fuse_daemonize() */
+		if (!absolutize(&r->token_file))
+			return bad("token_file", r->token_file, strerror(errno));
 		o->token_file = r->token_file;
 	} else if (!getenv("BOX_TOKEN") || !getenv("BOX_TOKEN")[0]) {
 		fprintf(stderr, "boxfs: no access token: set BOX_TOKEN or "
@@ -282,7 +297,7 @@ static int apply(struct raw_opts *r)
 		return -1;
 	}
 	if (r->cafile) {
-		if (access(r->cafile, R_OK))
+		if (access(r->cafile, R_OK) || !absolutize(&r->cafile))
 			return bad("cafile", r->cafile, strerror(errno));
 		o->cafile = r->cafile;
 	}
