@@ -427,6 +427,8 @@ out_unmount:
 out_signals:
 	fuse_remove_signal_handlers(se);
 out_upload:
+	/* write states go before the upload module they belong to */
+	inode_cleanup();
 	upload_shutdown();
 out_box:
 	box_cleanup();

@@ -63,6 +63,7 @@ struct inode {
 };
 
 int inode_init(const char *root_id);
+/* Free every inode and write state; may be called more than once. */
 void inode_cleanup(void);
 
 void inode_lock(void);
