@@ -72,21 +72,21 @@ static int auth_read_file(const char *path, char *msg, size_t msglen)
 		return -EACCES;
 	}
 	n = read(fd, buf, sizeof(buf) - 1);
-	if (n < 0)
+	if (n < 0) {
 		rc = -errno;
-	close(fd);
-	if (rc) {
+		close(fd);
 		snprintf(msg, msglen, "cannot read token file %s: %s", path,
 			 strerror(-rc));
 		return rc;
 	}
-	buf[n] = '\0';
+	close(fd);
+	buf[(size_t)n] = '\0';
 	char *t = auth_trim(buf);
 	if (!*t) {
 		snprintf(msg, msglen, "token file %s is empty; put the access "
 			 "token on its first line", path);
 		rc = -EINVAL;
-	} else if ((size_t)n > AUTH_TOKEN_MAX || !auth_token_ok(t)) {
+	} else if (strlen(t) >= AUTH_TOKEN_MAX || !auth_token_ok(t)) {
 		snprintf(msg, msglen, "token file %s does not hold a valid "
 			 "token (one line of printable characters, at most %d)",
 			 path, AUTH_TOKEN_MAX - 1);
