@@ -6,10 +6,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
+#include <cjson/cJSON.h>
 
 #include "auth.h"
+#include "codec.h"
+#include "http.h"
 #include "log.h"
 #include "options.h"
 
@@ -18,6 +23,12 @@
 static pthread_mutex_t auth_mutex = PTHREAD_MUTEX_INITIALIZER;
 static char auth_token[AUTH_TOKEN_MAX];
 static unsigned auth_gen;
+
+/* OAuth2 state (token file in JSON form) */
+enum auth_kind { AUTH_STATIC, AUTH_REFRESH, AUTH_CCG };
+static enum auth_kind auth_kind;
+static cJSON *auth_conf;        /* the token file's object */
+static int auth_lock_fd = -1;   /* flock on <token_file>.lock */
 
 /* Token characters are printable ASCII without blanks: anything else would
  * let a token file inject header lines. */
@@ -43,6 +54,264 @@ static char *auth_trim(char *s)
 	while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
 		*--e = '\0';
 	return s;
+}
+
+/* ---- OAuth2: rotating refresh tokens and Client Credentials Grant ---- */
+
+static const char *auth_cstr(const char *k)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(auth_conf, k);
+
+	return cJSON_IsString(v) && v->valuestring[0] ? v->valuestring : NULL;
+}
+
+/* Rewrite the token file atomically: tmp file (0600), fsync, rename, fsync
+ * of the directory. Box refresh tokens are single-use, so the new one must
+ * be on disk before the access token it came with is used. */
+static int auth_persist(const char *path)
+{
+	char tmp[4096], dir[4096], *slash, *text;
+	size_t len, off = 0;
+	int fd, rc = 0;
+
+	text = cJSON_Print(auth_conf);
+	if (!text)
+		return -ENOMEM;
+	len = strlen(text);
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp)) {
+		rc = -ENAMETOOLONG;
+		goto out;
+	}
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0) {
+		rc = -errno;
+		goto out;
+	}
+	while (off < len) {
+		ssize_t w = write(fd, text + off, len - off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			rc = w < 0 ? -errno : -EIO;
+			break;
+		}
+		off += (size_t)w;
+	}
+	if (!rc && (write(fd, "\n", 1) != 1 || fsync(fd)))
+		rc = errno ? -errno : -EIO;
+	if (close(fd) && !rc)
+		rc = -errno;
+	if (!rc && rename(tmp, path))
+		rc = -errno;
+	if (rc) {
+		unlink(tmp);
+		goto out;
+	}
+	snprintf(dir, sizeof(dir), "%s", path);
+	slash = strrchr(dir, '/');
+	if (slash) {
+		*(slash == dir ? slash + 1 : slash) = '\0';
+		int dfd = open(slash == dir ? "/" : dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (dfd >= 0) {
+			fsync(dfd);
+			close(dfd);
+		}
+	}
+out:
+	explicit_bzero(text, len);
+	free(text);
+	return rc;
+}
+
+/* The token endpoint: the API root's host + /oauth2/token, unless the
+ * token file says "token_url". */
+static int auth_token_url(char *buf, size_t len)
+{
+	const char *u = auth_cstr("token_url");
+	const char *api = boxfs_opts.api_url ? boxfs_opts.api_url :
+		"https://api.box.com/2.0";
+	size_t n;
+
+	if (u)
+		return snprintf(buf, len, "%s", u) < (int)len ? 0 : -ENAMETOOLONG;
+	n = strlen(api);
+	while (n && api[n - 1] == '/')
+		n--;
+	if (n >= 4 && !strncmp(api + n - 4, "/2.0", 4))
+		n -= 4;
+	return snprintf(buf, len, "%.*s/oauth2/token", (int)n, api) < (int)len ?
+		0 : -ENAMETOOLONG;
+}
+
+/* Append "&key=escaped(value)" to the form body. */
+static int auth_form_add(char *buf, size_t len, const char *k, const char *v)
+{
+	size_t n = strlen(buf);
+	int e;
+
+	if (!v)
+		return -EINVAL;
+	if (snprintf(buf + n, len - n, "%s%s=", n ? "&" : "", k) >= (int)(len - n))
+		return -ENAMETOOLONG;
+	n = strlen(buf);
+	e = codec_url_escape(v, buf + n, len - n);
+	return e < 0 ? -ENAMETOOLONG : 0;
+}
+
+/* Called with auth_mutex held. Gets a new access token; for refresh-token
+ * grants persists the rotated refresh token first. */
+static int auth_oauth_fetch(void)
+{
+	char url[1024], form[4096] = "";
+	struct http_req rq = { .method = "POST", .url = url,
+		.logpath = "/oauth2/token", .retry = HTTP_UNSENT, .fd = -1,
+		.no_auth = 1, .has_body = 1 };
+	struct http_resp rs;
+	struct curl_slist *hdr;
+	cJSON *j = NULL;
+	const char *at, *rt;
+	int rc;
+
+	rc = auth_token_url(url, sizeof(url));
+	if (!rc && auth_kind == AUTH_REFRESH)
+		rc = auth_form_add(form, sizeof(form), "grant_type", "refresh_token") ?:
+		     auth_form_add(form, sizeof(form), "refresh_token", auth_cstr("refresh_token"));
+	else if (!rc)
+		rc = auth_form_add(form, sizeof(form), "grant_type", "client_credentials") ?:
+		     auth_form_add(form, sizeof(form), "box_subject_type",
+				   auth_cstr("box_subject_type") ?: "enterprise") ?:
+		     auth_form_add(form, sizeof(form), "box_subject_id",
+				   auth_cstr("box_subject_id"));
+	if (!rc)
+		rc = auth_form_add(form, sizeof(form), "client_id", auth_cstr("client_id")) ?:
+		     auth_form_add(form, sizeof(form), "client_secret",
+				   auth_cstr("client_secret"));
+	if (rc) {
+		log_err("auth: token file lacks client_id/client_secret/"
+			"refresh_token (or box_subject_id)");
+		goto out;
+	}
+	hdr = curl_slist_append(NULL, "Content-Type: application/x-www-form-urlencoded");
+	if (!hdr) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	rq.headers = hdr;
+	rq.pre = form;
+	rq.pre_len = strlen(form);
+	rc = http_request(&rq, &rs);
+	curl_slist_free_all(hdr);
+	if (!rc && rs.status != 200) {
+		log_err("auth: token endpoint answered HTTP %ld; the refresh "
+			"token or client credentials were refused", rs.status);
+		rc = -EACCES;
+	}
+	if (!rc && !(j = cJSON_ParseWithLength(rs.body, rs.len)))
+		rc = -EIO;
+	if (rs.body)
+		explicit_bzero(rs.body, rs.len);
+	http_resp_free(&rs);
+	if (rc)
+		goto out;
+	at = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "access_token"));
+	rt = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "refresh_token"));
+	if (!at || strlen(at) >= AUTH_TOKEN_MAX || !auth_token_ok(at)) {
+		log_err("auth: token endpoint gave no usable access token");
+		rc = -EIO;
+		goto out;
+	}
+	if (auth_kind == AUTH_REFRESH) {
+		if (!rt || !auth_token_ok(rt)) {
+			log_err("auth: token endpoint gave no new refresh token");
+			rc = -EIO;
+			goto out;
+		}
+		cJSON *nv = cJSON_CreateString(rt);
+		if (!nv || !cJSON_ReplaceItemInObjectCaseSensitive(auth_conf,
+							"refresh_token", nv)) {
+			cJSON_Delete(nv);
+			rc = -ENOMEM;
+			goto out;
+		}
+		rc = auth_persist(boxfs_opts.token_file);
+		if (rc) {
+			/* the old refresh token is spent: say so loudly */
+			log_err("auth: cannot save the new refresh token to %s (%s); "
+				"the next mount will need a new authorisation",
+				boxfs_opts.token_file, strerror(-rc));
+		}
+	}
+	strcpy(auth_token, at);
+	auth_gen++;
+	rc = 0;
+out:
+	explicit_bzero(form, sizeof(form));
+	cJSON_Delete(j);
+	return rc;
+}
+
+static int auth_oauth_load(const char *path, char *msg, size_t msglen)
+{
+	char lock[4096], *text = NULL;
+	struct stat st;
+	int fd, rc = 0;
+	ssize_t n;
+
+	if (snprintf(lock, sizeof(lock), "%s.lock", path) >= (int)sizeof(lock))
+		return -ENAMETOOLONG;
+	/* one mount per token file: two would spend each other's tokens */
+	auth_lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (auth_lock_fd < 0 || flock(auth_lock_fd, LOCK_EX | LOCK_NB)) {
+		rc = errno == EWOULDBLOCK ? -EBUSY : -errno;
+		snprintf(msg, msglen, "token file %s is in use by another boxfs "
+			 "mount (lock %s)", path, lock);
+		if (auth_lock_fd >= 0)
+			close(auth_lock_fd);
+		auth_lock_fd = -1;
+		return rc;
+	}
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0 || fstat(fd, &st) || st.st_size > 65536 ||
+	    !(text = calloc(1, (size_t)st.st_size + 1))) {
+		rc = fd < 0 ? -errno : -EINVAL;
+		snprintf(msg, msglen, "cannot read token file %s", path);
+		goto out;
+	}
+	n = read(fd, text, (size_t)st.st_size);
+	if (n < 0 || !(auth_conf = cJSON_ParseWithLength(text, (size_t)n)) ||
+	    !cJSON_IsObject(auth_conf)) {
+		snprintf(msg, msglen, "token file %s: not a valid JSON object", path);
+		rc = -EINVAL;
+		goto out;
+	}
+	auth_kind = auth_cstr("refresh_token") ? AUTH_REFRESH : AUTH_CCG;
+	if (!auth_cstr("client_id") || !auth_cstr("client_secret") ||
+	    (auth_kind == AUTH_CCG && !auth_cstr("box_subject_id"))) {
+		snprintf(msg, msglen, "token file %s needs client_id, client_secret "
+			 "and refresh_token (OAuth2) or box_subject_id (client "
+			 "credentials)", path);
+		rc = -EINVAL;
+		goto out;
+	}
+	rc = auth_oauth_fetch();
+	if (rc)
+		snprintf(msg, msglen, "could not get an access token with the "
+			 "OAuth2 settings of %s (see the log)", path);
+out:
+	if (fd >= 0)
+		close(fd);
+	if (text) {
+		explicit_bzero(text, strlen(text));
+		free(text);
+	}
+	if (rc) {
+		cJSON_Delete(auth_conf);
+		auth_conf = NULL;
+		auth_kind = AUTH_STATIC;
+		close(auth_lock_fd);
+		auth_lock_fd = -1;
+	}
+	return rc;
 }
 
 static int auth_read_file(const char *path, char *msg, size_t msglen)
@@ -82,6 +351,11 @@ static int auth_read_file(const char *path, char *msg, size_t msglen)
 	close(fd);
 	buf[(size_t)n] = '\0';
 	char *t = auth_trim(buf);
+	if (*t == '{') {
+		/* OAuth2 settings: re-read whole, the first line is not all */
+		explicit_bzero(buf, sizeof(buf));
+		return auth_oauth_load(path, msg, msglen);
+	}
 	if (!*t) {
 		snprintf(msg, msglen, "token file %s is empty; put the access "
 			 "token on its first line", path);
@@ -142,6 +416,12 @@ void auth_cleanup(void)
 {
 	pthread_mutex_lock(&auth_mutex);
 	explicit_bzero(auth_token, sizeof(auth_token));
+	cJSON_Delete(auth_conf);
+	auth_conf = NULL;
+	auth_kind = AUTH_STATIC;
+	if (auth_lock_fd >= 0)
+		close(auth_lock_fd);
+	auth_lock_fd = -1;
 	pthread_mutex_unlock(&auth_mutex);
 }
 
@@ -171,7 +451,12 @@ int auth_refresh(unsigned gen)
 
 	pthread_mutex_lock(&auth_mutex);
 	/* someone else already replaced the token we were refused with */
-	rc = gen != auth_gen ? 0 : -EACCES;
+	if (gen != auth_gen)
+		rc = 0;
+	else if (auth_kind == AUTH_STATIC)
+		rc = -EACCES;
+	else	/* under the lock: one refresh at a time spends the token */
+		rc = auth_oauth_fetch() ? -EACCES : 0;
 	pthread_mutex_unlock(&auth_mutex);
 	if (rc)
 		log_debug("auth: static token refused, nothing to refresh");

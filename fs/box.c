@@ -444,6 +444,8 @@ int box_check(char *msg, size_t msglen)
 	} else if (c.rs.status == 401 || c.rs.status == 403) {
 		snprintf(msg, msglen, "the server refused the access token "
 			 "(HTTP %ld): get a new token", c.rs.status);
+	} else if (rc == -EACCES) {
+		snprintf(msg, msglen, "no access token loaded");
 	} else if (c.rs.status) {
 		snprintf(msg, msglen, "%s/users/me answered HTTP %ld", box_api,
 			 c.rs.status);

@@ -239,9 +239,12 @@ static struct curl_slist *http_headers(const struct http_req *rq,
 	struct curl_slist *l = NULL, *t, *c;
 	char auth[AUTH_HEADER_MAX];
 
-	*rc = auth_header(auth, sizeof(auth), gen);
-	if (*rc)
+	if (rq->no_auth) {
+		auth[0] = '\0';
+		*rc = 0;
+	} else if ((*rc = auth_header(auth, sizeof(auth), gen)) != 0) {
 		return NULL;
+	}
 	for (c = rq->headers; c; c = c->next) {
 		if (!(t = curl_slist_append(l, c->data)))
 			goto oom;
@@ -251,9 +254,11 @@ static struct curl_slist *http_headers(const struct http_req *rq,
 	if (!(t = curl_slist_append(l, "Expect:")))
 		goto oom;
 	l = t;
-	if (!(t = curl_slist_append(l, auth)))
-		goto oom;
-	l = t;
+	if (auth[0]) {
+		if (!(t = curl_slist_append(l, auth)))
+			goto oom;
+		l = t;
+	}
 	explicit_bzero(auth, sizeof(auth));
 	return l;
 oom:
@@ -421,7 +426,7 @@ int http_request(const struct http_req *rq, struct http_resp *rs)
 			return -EIO;
 		if (rc == -ENOMEM || rc == -EFBIG || rc == -ENOKEY)
 			return rc == -ENOKEY ? -EACCES : rc;
-		if (!rc && rs->status == 401 && !refreshed) {
+		if (!rc && rs->status == 401 && !refreshed && !rq->no_auth) {
 			refreshed = 1;
 			if (!auth_refresh(gen)) {
 				log_info("http: %s %s: token refreshed, again",

@@ -58,6 +58,7 @@ struct http_req {
 	size_t cap;
 	uint64_t skip200;
 	int follow;                     /* follow redirects (downloads) */
+	int no_auth;                    /* no Authorization (token endpoint) */
 };
 
 struct http_resp {
