@@ -497,7 +497,7 @@ int box_get_item(enum box_type type, const char *id, struct box_item *out)
 static int box_list_page(const char *folder_id, char *marker, size_t mlen,
 			 box_list_cb cb, void *arg)
 {
-	char query[1024], esc[700];
+	char query[1200], esc[800];
 	struct box_call c;
 	const cJSON *e, *it;
 	cJSON *j = NULL;
@@ -605,6 +605,17 @@ int box_create_folder(const char *parent_id, const char *name,
 		rc = box_run(&c, conflict_id);
 	if (!rc)
 		rc = box_answer_item(&c, out);
+	/* a retried create (after a 5xx) may find the folder its first try
+	 * made: same name, same parent, a folder -> that is ours */
+	if (rc == -EEXIST && c.rs.attempts > 1 && conflict_id && conflict_id[0]) {
+		struct box_item it;
+		if (!box_get_item(BOX_FOLDER, conflict_id, &it) &&
+		    !strcmp(it.parent_id, parent_id) && !strcmp(it.name, name)) {
+			if (out)
+				*out = it;
+			rc = 0;
+		}
+	}
 	box_call_free(&c);
 	return rc;
 }
@@ -704,10 +715,11 @@ int box_download(const char *file_id, uint64_t off, size_t len, void *buf,
 		if (!rc)
 			rc = http_request(&c.rq, &c.rs);
 		/* 202: not downloadable yet (just uploaded), come back */
-		if (!rc && c.rs.status == 202 && ++tries <= 10) {
+		/* bounded: a FUSE read is waiting on this */
+		if (!rc && c.rs.status == 202 && ++tries <= 5) {
 			int s = c.rs.retry_after > 0 ? c.rs.retry_after : 1;
 			box_call_free(&c);
-			sleep((unsigned)(s < 60 ? s : 60));
+			sleep((unsigned)(s < 5 ? s : 5));
 			continue;
 		}
 		break;
