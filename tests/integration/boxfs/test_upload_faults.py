@@ -91,10 +91,12 @@ def test_refused_commit_fails_close(boxsim_factory, boxfs_factory, size,
     assert close_errno(m.path / "refused", data) == errno.EIO
     assert sim.client.find("refused") is None, "a refused upload left a file"
     assert sim.client.list("0") == []
-    # The data is kept; the state says why it is not in Box.
-    if os.path.exists(m.path / "refused"):
-        st = os.getxattr(m.path / "refused", "user.boxfs.state").decode()
-        assert st.startswith("failed"), st
+    # The data is kept; the state says why it is not in Box (once the
+    # commit that release() tries again has failed as well).
+    path = m.path / "refused"
+    wait_until(lambda: os.getxattr(path, "user.boxfs.state").decode()
+               .startswith("failed"), timeout=20, what="state failed: ...")
+    assert sim.client.find("refused") is None
     sim.clear_faults()
 
 
@@ -157,7 +159,7 @@ def test_failed_upload_retried_by_fsync(boxsim_factory, boxfs_factory):
         assert ei.value.errno == errno.EIO
         assert sim.client.find("again") is None
         st = os.getxattr(m.path / "again", "user.boxfs.state").decode()
-        assert st.startswith("failed"), st
+        assert st.startswith("failed: "), st
         del fid
         sim.clear_faults()
         os.fsync(fd)
