@@ -404,23 +404,33 @@ struct part_ctx {
 	int io_error;
 };
 
+/* slock held: forget the part's in-flight reservation. */
+static void inflight_drop(struct part_ctx *pc)
+{
+	struct inflight **pp;
+
+	if (!pc->res)
+		return;
+	for (pp = &pc->s->inflight; *pp; pp = &(*pp)->next) {
+		if (*pp == pc->res) {
+			*pp = pc->res->next;
+			break;
+		}
+	}
+	free(pc->res);
+	pc->res = NULL;
+}
+
 static void part_free(void *p)
 {
 	struct part_ctx *pc = p;
-	struct inflight **pp;
 
 	if (!pc)
 		return;
 	if (pc->res) {
 		pthread_mutex_lock(&slock);
-		for (pp = &pc->s->inflight; *pp; pp = &(*pp)->next) {
-			if (*pp == pc->res) {
-				*pp = pc->res->next;
-				break;
-			}
-		}
+		inflight_drop(pc);
 		pthread_mutex_unlock(&slock);
-		free(pc->res);
 	}
 	EVP_MD_CTX_free(pc->md);
 	if (pc->s)
@@ -577,6 +587,9 @@ static void part_done(struct req *r)
 		s->parts[i] = s->parts[i - 1];
 	s->parts[i] = np;
 	s->nparts++;
+	/* No longer in flight once stored: the client may commit as soon as
+	 * it has the answer, before MHD calls part_free. */
+	inflight_drop(pc);
 	pthread_mutex_unlock(&slock);
 	sess_hash_advance(s);
 	o = cJSON_CreateObject();
