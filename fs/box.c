@@ -318,6 +318,8 @@ static int box_result(struct box_call *c, int rc, char conflict_id[BOX_ID_MAX])
 
 	if (conflict_id)
 		conflict_id[0] = '\0';
+	if (rc == -EFBIG)
+		return -EIO;	/* oversized answer: http.c logged it */
 	if (rc)
 		return rc;	/* http.c logged the transport failure */
 	if (st >= 200 && st <= 299)
