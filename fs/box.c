@@ -327,6 +327,13 @@ static int box_result(struct box_call *c, int rc, char conflict_id[BOX_ID_MAX])
 	box_parse_error(c->rs.body, c->rs.len, code, sizeof(code), msg,
 			sizeof(msg), conflict_id);
 	rc = box_errno(st, code, c->session);
+	/* server text goes into one log line: no control characters */
+	for (char *p = msg; *p; p++)
+		if ((unsigned char)*p < 32 || *p == 127)
+			*p = '?';
+	for (char *p = code; *p; p++)
+		if ((unsigned char)*p < 32 || *p == 127)
+			*p = '?';
 	if (st == 404 || st == 409)
 		log_info("box: %s %s: %ld %s: %s", c->rq.method, c->path, st,
 			 code[0] ? code : "-", msg[0] ? msg : "-");
@@ -343,10 +350,28 @@ static int box_run(struct box_call *c, char conflict_id[BOX_ID_MAX])
 	return box_result(c, rc, conflict_id);
 }
 
+cJSON *box_parse_json(char *body, size_t len)
+{
+	size_t i, k;
+
+	/* cJSON would cut a string at an escaped NUL ("a\u0000b" -> "a"), which
+	 * could alias another name: turn it into an escaped '/', which makes
+	 * the name unsafe, so the item is skipped with a warning. */
+	for (i = 0; i + 6 <= len; i++) {
+		if (memcmp(body + i, "\\u0000", 6))
+			continue;
+		for (k = 0; k < i && body[i - 1 - k] == '\\'; k++)
+			;
+		if (!(k & 1))	/* the backslash is not itself escaped */
+			memcpy(body + i, "\\u002f", 6);
+	}
+	return cJSON_ParseWithLength(body, len);
+}
+
 /* Parse the answer body; NULL (and a log line) when it is not JSON. */
 static cJSON *box_answer(struct box_call *c)
 {
-	cJSON *j = c->rs.body ? cJSON_ParseWithLength(c->rs.body, c->rs.len) : NULL;
+	cJSON *j = c->rs.body ? box_parse_json(c->rs.body, c->rs.len) : NULL;
 
 	if (!j)
 		log_err("box: %s %s: %ld answer is not JSON", c->rq.method,

@@ -447,8 +447,9 @@ int http_request(const struct http_req *rq, struct http_resp *rs)
 		ms = http_backoff_ms(retries, http_rand01());
 		if (!rc && rs->retry_after >= 0)
 			ms = rs->retry_after * 1000L;
-		if (ms > 300000)
-			ms = 300000;
+		/* a FUSE caller is waiting: never sleep for minutes */
+		if (ms > 120000)
+			ms = 120000;
 		retries++;
 		if (rc)
 			log_warn("http: %s %s: retry %d/%d in %ld ms", rq->method,

@@ -140,6 +140,10 @@ int box_parse_item(const struct cJSON *j, struct box_item *it);
  * or array). 0, or -1 when the body is not a JSON object. */
 int box_parse_error(const char *body, size_t len, char *code, size_t codelen,
 		    char *msg, size_t msglen, char conflict_id[BOX_ID_MAX]);
+/* cJSON_ParseWithLength of an answer, after turning escaped NULs in
+ * strings into '/' (so such names are refused, never truncated). body is
+ * modified in place. NULL when it is not JSON. */
+struct cJSON *box_parse_json(char *body, size_t len);
 /* HTTP status + Box code -> -errno as listed at the top (session: 404/410
  * mean the upload session is gone, -ESTALE). */
 int box_errno(long status, const char *code, int session);

@@ -98,6 +98,26 @@ static void test_item_skipped(void **state)
 	assert_int_equal(it.ctime, 0);
 }
 
+static void test_nul_name(void **state)
+{
+	char body[] = "{\"entries\":[{\"type\":\"file\",\"id\":\"1\",\"name\":\"a\\u0000b\"},"
+		"{\"type\":\"file\",\"id\":\"2\",\"name\":\"c\\\\u0000\"}]}";
+	struct box_item it;
+	cJSON *j = box_parse_json(body, strlen(body));
+	const cJSON *e;
+
+	(void)state;
+	assert_non_null(j);
+	e = cJSON_GetObjectItem(j, "entries");
+	/* "a<NUL>b" must not become "a": it is skipped */
+	assert_int_equal(box_parse_item(cJSON_GetArrayItem(e, 0), &it), 1);
+	/* an escaped backslash followed by the text u0000 is a fine name */
+	assert_int_equal(box_parse_item(cJSON_GetArrayItem(e, 1), &it), 0);
+	assert_string_equal(it.name, "c\\u0000");
+	cJSON_Delete(j);
+	assert_null(box_parse_json(body, 5));
+}
+
 static void test_error(void **state)
 {
 	char code[64], msg[128], cid[BOX_ID_MAX];
@@ -166,6 +186,7 @@ int main(void)
 		cmocka_unit_test(test_item_file),
 		cmocka_unit_test(test_item_folder),
 		cmocka_unit_test(test_item_skipped),
+		cmocka_unit_test(test_nul_name),
 		cmocka_unit_test(test_error),
 		cmocka_unit_test(test_errno),
 		cmocka_unit_test(test_retry_policy),
