@@ -29,6 +29,7 @@ enum auth_kind { AUTH_STATIC, AUTH_REFRESH, AUTH_CCG };
 static enum auth_kind auth_kind;
 static cJSON *auth_conf;        /* the token file's object */
 static int auth_lock_fd = -1;   /* flock on <token_file>.lock */
+static time_t auth_expires;     /* OAuth access token end, 0 unknown */
 
 /* Token characters are printable ASCII without blanks: anything else would
  * let a token file inject header lines. */
@@ -243,6 +244,9 @@ static int auth_oauth_fetch(void)
 	}
 	strcpy(auth_token, at);
 	auth_gen++;
+	const cJSON *ei = cJSON_GetObjectItemCaseSensitive(j, "expires_in");
+	auth_expires = cJSON_IsNumber(ei) && ei->valuedouble > 0 &&
+		ei->valuedouble < 1e9 ? time(NULL) + (time_t)ei->valuedouble : 0;
 	rc = 0;
 out:
 	explicit_bzero(form, sizeof(form));
@@ -430,6 +434,12 @@ int auth_header(char *buf, size_t len, unsigned *gen)
 	int rc = 0, n;
 
 	pthread_mutex_lock(&auth_mutex);
+	/* renew a minute before the end instead of eating a 401 */
+	if (auth_kind != AUTH_STATIC && auth_expires &&
+	    time(NULL) >= auth_expires - 60 && auth_oauth_fetch()) {
+		log_warn("auth: early token renewal failed, going on");
+		auth_expires = 0;	/* the 401 path will try again */
+	}
 	if (!auth_token[0]) {
 		rc = -ENOKEY;
 	} else {
