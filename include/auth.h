@@ -1,24 +1,32 @@
 /* auth.h - where the access token comes from.
  *
  * Sources, in order:
- *   1. boxfs_opts.token_file: a file holding the access token (first line,
- *      surrounding blanks ignored). The file must not be readable or
- *      writable by group/others (chmod 600) and must not be empty.
- *   2. the environment variable BOX_TOKEN (removed from the environment at
- *      once, so children of the daemon never inherit it).
+ *   1. boxfs_opts.token_file. The file must not be accessible by group or
+ *      others (refused with a message naming the file and `chmod 600`) and
+ *      must not be empty. Two forms:
+ *        - a plain access token (first line, surrounding blanks ignored):
+ *          a static token;
+ *        - a JSON object (first non-blank character '{'):
+ *            {"client_id":..,"client_secret":..,"refresh_token":..}
+ *              OAuth2 with Box's single-use rotating refresh tokens, or
+ *            {"client_id":..,"client_secret":..,"box_subject_type":
+ *             "enterprise"|"user","box_subject_id":..}
+ *              Client Credentials Grant;
+ *          optional "token_url" (default: the api_url's host +
+ *          /oauth2/token, i.e. https://api.box.com/oauth2/token).
+ *          The file is locked (flock on <file>.lock) so only one mount uses
+ *          it; each new refresh token is written back (tmp file, fsync,
+ *          rename, fsync of the directory) BEFORE the access token that
+ *          came with it is used. Access tokens are renewed a minute before
+ *          they expire and on a 401.
+ *   2. the environment variable BOX_TOKEN (a static token; removed from the
+ *      environment at once, so children of the daemon never inherit it).
  * A static token cannot be refreshed: auth_refresh returns -EACCES and the
  * caller reports the 401.
  *
- * Room for OAuth2 (issue 8): a refresh source would keep {client_id,
- * client_secret, refresh_token} in a locked (flock) 0600 state file and, in
- * auth_refresh, POST grant_type=refresh_token to <oauth url>, then write the
- * NEW refresh token to a temporary file, fsync, rename over the state file
- * BEFORE using the new access token (Box refresh tokens are single-use).
- * Client Credentials Grant would simply POST grant_type=client_credentials.
- * Both only change what auth_refresh does; callers see the same API.
- *
- * The token never leaves this module except inside the header line built
- * by auth_header, which http.c hands to libcurl and wipes.
+ * Secrets never leave this module except inside the header line built by
+ * auth_header (http.c hands it to libcurl and wipes it) and the form body
+ * of the token request; none is ever logged.
  *
  * Owner: auth.c. */
 #ifndef BOXFS_AUTH_H
@@ -28,11 +36,13 @@
 
 #define AUTH_HEADER_MAX 4096
 
-/* Load the token. On failure writes a human message (naming the file and
- * the fix, never the token) into msg and returns -errno: -EACCES for a file
- * readable by others, -ENOENT/-EINVAL for missing/empty. */
+/* Load the token (OAuth: fetch the first access token). On failure writes
+ * a human message (naming the file and the fix, never a secret) into msg
+ * and returns -errno: -EACCES for a file readable by others or refused
+ * credentials, -ENOENT/-EINVAL for a missing/empty file, -EBUSY when
+ * another mount holds the token file, -ENOKEY when there is no source. */
 int auth_init(char *msg, size_t msglen);
-/* Wipe the token. */
+/* Wipe the token, drop the OAuth state and the token file lock. */
 void auth_cleanup(void);
 
 /* "Authorization: Bearer <token>" into buf (thread-safe). *gen gets the
