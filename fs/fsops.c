@@ -277,10 +277,11 @@ static int set_size(struct inode *in, uint64_t size)
 	}
 
 	cur = upload_size(up);
-	if (writers && cur == 0 && size > 0)
+	/* the size changes either way (zeros up to it); an empty file being
+	 * written also announces its final size */
+	ret = upload_truncate(up, size);
+	if (!ret && writers && cur == 0 && size > 0)
 		ret = upload_declare_size(up, size, pid, name);
-	else
-		ret = upload_truncate(up, size);
 	free(name);
 	if (!ret) {
 		inode_lock();
@@ -297,7 +298,8 @@ static int set_size(struct inode *in, uint64_t size)
 
 /* utimens: remembered for the commit while there is unsent data,
  * otherwise sent now as content_modified_at. Folders: Box keeps no
- * settable time for them; accepted without effect. */
+ * settable time for them; the time is kept in memory for the life of the
+ * mount (so `rsync -a` sees its own directory times), nothing is sent. */
 static int set_mtime(struct inode *in, time_t t)
 {
 	char id[BOX_ID_MAX];
@@ -307,6 +309,8 @@ static int set_mtime(struct inode *in, time_t t)
 
 	inode_lock();
 	if (in->type == BOX_FOLDER) {
+		in->set_mtime = t;
+		in->mtime = t;
 		inode_unlock();
 		return 0;
 	}
@@ -1150,12 +1154,9 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode,
 		return;
 	}
 	cur = upload_size(up);
-	if (cur == 0)
+	ret = end > cur ? upload_truncate(up, end) : 0;
+	if (!ret && cur == 0)
 		ret = declare(in, end);
-	else if (end > cur)
-		ret = upload_truncate(up, end);
-	else
-		ret = 0;
 	up_unhold(in, up);
 	if (!ret) {
 		inode_lock();

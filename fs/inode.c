@@ -492,6 +492,9 @@ void inode_set_item(struct inode *in, const struct box_item *it)
 		in->ctime = in->mtime;
 	snprintf(in->sha1, sizeof(in->sha1), "%s", it->sha1);
 	snprintf(in->etag, sizeof(in->etag), "%s", it->etag);
+	/* a folder time set through the mount lives only here */
+	if (in->type == BOX_FOLDER && in->set_mtime)
+		in->mtime = in->set_mtime;
 }
 
 static struct inode *inode_alloc(uint64_t parent, const char *name)

@@ -49,7 +49,8 @@ struct inode {
 	int nwriters;           /* fds open for writing */
 	struct upload *up;      /* write state while open for writing / dirty */
 	int upusers;            /* operations using `up` outside the lock */
-	time_t set_mtime;       /* utimens while dirty: sent at commit, 0 none */
+	time_t set_mtime;       /* files: utimens while dirty, sent at commit;
+				 * folders: utimens kept locally; 0 none */
 
 	/* folders: the listing cache */
 	double listed_at;       /* monotonic seconds of the last listing, 0 never */
