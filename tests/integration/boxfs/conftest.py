@@ -55,9 +55,8 @@ sys.modules["boxfs_helpers"] = boxfs_helpers
 _spec.loader.exec_module(boxfs_helpers)
 from boxfs_helpers import is_fuse_mount, mount_entry  # noqa: E402
 
-REPO = pathlib.Path(__file__).resolve().parents[3]
-BOXFS = os.environ.get("BOXFS", str(REPO / "build" / "fs" / "boxfs"))
-SANITIZED = os.environ.get("BOXFS_SANITIZED", "0") == "1"
+BOXFS = boxfs_helpers.BOXFS
+SANITIZED = boxfs_helpers.SANITIZED
 # Sanitized builds are several times slower: stretch every deadline.
 SLOW = 2.0 if SANITIZED else 1.0
 

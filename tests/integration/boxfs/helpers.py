@@ -4,12 +4,17 @@ import datetime
 import errno
 import hashlib
 import os
+import pathlib
 import random
 import re
 import subprocess
 import time
 
 import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[3]
+BOXFS = os.environ.get("BOXFS", str(REPO / "build" / "fs" / "boxfs"))
+SANITIZED = os.environ.get("BOXFS_SANITIZED", "0") == "1"
 
 EMPTY_SHA1 = "da39a3ee5e6b4b0d3255bfef95601890afd80709"
 

@@ -13,7 +13,7 @@ import types
 
 import pytest
 
-from boxfs_helpers import log_requests
+from boxfs_helpers import BOXFS, log_requests, run
 
 SECRET = "s3cr3t-T0KEN-must-not-leak-91c2"
 
@@ -152,3 +152,30 @@ def test_watchdog_turns_a_hang_into_enotconn(mnt):
     assert ei.value.errno in (errno.ENOTCONN, errno.ECONNABORTED), ei.value
     assert time.monotonic() - t0 < 60
     assert (mnt.killed_by_us or "").startswith("watchdog"), mnt.killed_by_us
+
+
+def test_help_and_version():
+    r = run(BOXFS, "--help", check=False)
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out
+    for opt in ("api_url", "upload_url", "token_file", "cache_dir",
+                "root_id", "BOX_TOKEN"):
+        assert opt in out, opt
+    r = run(BOXFS, "--version", check=False)
+    assert r.returncode == 0 and re.search(r"\d+\.\d+", r.stdout + r.stderr)
+
+
+def test_token_never_logged_even_with_debug(boxsim_factory, boxfs_factory):
+    sim = boxsim_factory(token=SECRET)
+    m = boxfs_factory(sim, "-d")
+    (m.path / "d").mkdir()
+    (m.path / "d/f").write_bytes(b"data")
+    assert (m.path / "d/f").read_bytes() == b"data"
+    os.rename(m.path / "d/f", m.path / "d/g")
+    os.unlink(m.path / "d/g")
+    assert m.unmount() == []
+    err = m.stderr_text() + m.stdout_text()
+    assert "POST" in err or "GET" in err or len(err) > 200, \
+        "-d should log something about the requests"
+    assert SECRET not in err
+    assert "Bearer" not in err

@@ -6,9 +6,8 @@ import random
 
 import pytest
 
-from boxfs_helpers import data_of, put, read_file, run, sha1
-
-SANITIZED = os.environ.get("BOXFS_SANITIZED", "0") == "1"
+from boxfs_helpers import (SANITIZED, data_of, log_requests, put, read_file,
+                           run, sha1)
 
 
 def peak_rss(pid):
@@ -29,10 +28,15 @@ def test_cat_and_cmp_100mb(sim, boxfs_factory, tmp_path):
     local = tmp_path / "big.local"
     local.write_bytes(data)
     m = boxfs_factory(sim)
+    mark = sim.log_mark()
     assert os.stat(m.path / "big.bin").st_size == size
     out = run("sh", "-c", 'cat "$1" | sha1sum', "sh", m.path / "big.bin",
               timeout=240).stdout.split()[0]
     assert out == sha1(data)
+    # Read-ahead: far fewer GETs than the kernel's 128 KiB reads (~800).
+    gets = [e for e in log_requests(sim, mark, "GET")
+            if e["path"] == "/2.0/files/%s/content" % f["id"]]
+    assert 1 <= len(gets) <= 200, len(gets)
     r = run("cmp", local, m.path / "big.bin", check=False, timeout=240)
     assert r.returncode == 0, r.stdout + r.stderr
     del data
