@@ -24,10 +24,12 @@ struct reader {
 	uint64_t fsize;
 
 	char *buf;              /* current window */
+	size_t bcap;
 	uint64_t boff;
 	size_t blen;
 
 	char *pbuf;             /* prefetched window */
+	size_t pcap;
 	uint64_t poff;
 	size_t plen;
 	enum pf_state pstate;
@@ -130,6 +132,25 @@ static void drop_windows(struct reader *r)
 	r->plen = 0;
 }
 
+/* Make *buf hold at least len bytes (never more than a window): small
+ * files get small buffers. 0 or -ENOMEM; the old content is dropped. */
+static int ensure_cap(char **buf, size_t *cap, size_t len)
+{
+	char *n;
+
+	if (*cap >= len)
+		return 0;
+	if (len < WIN_MIN)
+		len = WIN_MIN;
+	n = malloc(len);
+	if (!n)
+		return -ENOMEM;
+	free(*buf);
+	*buf = n;
+	*cap = len;
+	return 0;
+}
+
 /* locked: start fetching the window after the current one */
 static void start_prefetch(struct reader *r)
 {
@@ -140,11 +161,8 @@ static void start_prefetch(struct reader *r)
 		return;
 	if (len > r->fsize - off)
 		len = r->fsize - off;
-	if (!r->pbuf) {
-		r->pbuf = malloc(WIN_MAX);
-		if (!r->pbuf)
-			return;
-	}
+	if (ensure_cap(&r->pbuf, &r->pcap, len))
+		return;
 	r->poff = off;
 	r->plen = len;
 	r->perr = 0;
@@ -177,9 +195,12 @@ static int fill(struct reader *r, uint64_t off, size_t size, int seq)
 	if (r->pstate == PF_DONE && !r->perr &&
 	    in_window(r->poff, r->plen, off, size)) {
 		char *t = r->buf;
+		size_t tc = r->bcap;
 
 		r->buf = r->pbuf;
+		r->bcap = r->pcap;
 		r->pbuf = t;
+		r->pcap = tc;
 		r->boff = r->poff;
 		r->blen = r->plen;
 		r->pstate = PF_NONE;
@@ -193,12 +214,9 @@ static int fill(struct reader *r, uint64_t off, size_t size, int seq)
 		len = size;
 	if (len > r->fsize - off)
 		len = r->fsize - off;
-	if (!r->buf) {
-		r->buf = malloc(WIN_MAX);
-		if (!r->buf)
-			return -ENOMEM;
-	}
 	r->blen = 0;
+	if (ensure_cap(&r->buf, &r->bcap, len))
+		return -ENOMEM;
 	/* per-file lock only: other files keep reading meanwhile */
 	err = box_download(r->id, off, len, r->buf, &got);
 	if (err)
