@@ -24,7 +24,17 @@
 #define BOX_COMMIT_WAIT_MAX 600         /* seconds of 202 we sit out */
 #define BOX_MISMATCH_TRIES 5
 
-static const char *box_api, *box_upl;
+/* Read at each call: boxfs_opts is filled before box_init and then fixed. */
+static const char *box_api_root(void)
+{
+	return boxfs_opts.api_url ? boxfs_opts.api_url : "https://api.box.com/2.0";
+}
+
+static const char *box_upload_root(void)
+{
+	return boxfs_opts.upload_url ? boxfs_opts.upload_url :
+		"https://upload.box.com/api/2.0";
+}
 
 /* ---- small helpers ---------------------------------------------------- */
 
@@ -426,9 +436,6 @@ int box_init(void)
 	char msg[512];
 	int rc;
 
-	box_api = boxfs_opts.api_url ? boxfs_opts.api_url : "https://api.box.com/2.0";
-	box_upl = boxfs_opts.upload_url ? boxfs_opts.upload_url :
-		"https://upload.box.com/api/2.0";
 	rc = http_init();
 	if (rc) {
 		log_err("box: cannot initialise libcurl");
@@ -450,7 +457,7 @@ void box_cleanup(void)
 static int box_me(const char *query, struct box_call *c)
 {
 	box_call_init(c, "GET", HTTP_IDEMPOTENT);
-	if (box_target(c, box_api, query, "/users/me"))
+	if (box_target(c, box_api_root(), query, "/users/me"))
 		return -ENAMETOOLONG;
 	return box_run(c, NULL);
 }
@@ -464,7 +471,7 @@ int box_check(char *msg, size_t msglen)
 		cJSON *j = box_answer(&c);
 		if (!j || !box_str(j, "id")) {
 			snprintf(msg, msglen, "%s/users/me did not answer like Box",
-				 box_api);
+				 box_api_root());
 			rc = -EIO;
 		}
 		cJSON_Delete(j);
@@ -474,10 +481,10 @@ int box_check(char *msg, size_t msglen)
 	} else if (rc == -EACCES) {
 		snprintf(msg, msglen, "no access token loaded");
 	} else if (c.rs.status) {
-		snprintf(msg, msglen, "%s/users/me answered HTTP %ld", box_api,
+		snprintf(msg, msglen, "%s/users/me answered HTTP %ld", box_api_root(),
 			 c.rs.status);
 	} else {
-		snprintf(msg, msglen, "cannot reach %s: %s", box_api,
+		snprintf(msg, msglen, "cannot reach %s: %s", box_api_root(),
 			 rc == -ETIMEDOUT ? "timed out" : "connection failed");
 	}
 	box_call_free(&c);
@@ -510,7 +517,7 @@ int box_get_item(enum box_type type, const char *id, struct box_item *out)
 	if (!codec_id_ok(id))
 		return box_bad_id("item", id);
 	box_call_init(&c, "GET", HTTP_IDEMPOTENT);
-	rc = box_target(&c, box_api, "fields=" BOX_FIELDS, "/%s/%s",
+	rc = box_target(&c, box_api_root(), "fields=" BOX_FIELDS, "/%s/%s",
 			box_type_path(type), id);
 	if (!rc)
 		rc = box_run(&c, NULL);
@@ -537,7 +544,7 @@ static int box_list_page(const char *folder_id, char *marker, size_t mlen,
 		    marker[0] ? esc : ""))
 		return -ENAMETOOLONG;
 	box_call_init(&c, "GET", HTTP_IDEMPOTENT);
-	rc = box_target(&c, box_api, query, "/folders/%s/items", folder_id);
+	rc = box_target(&c, box_api_root(), query, "/folders/%s/items", folder_id);
 	if (!rc)
 		rc = box_run(&c, NULL);
 	if (!rc && !(j = box_answer(&c)))
@@ -614,7 +621,7 @@ int box_create_folder(const char *parent_id, const char *name,
 	if (!codec_id_ok(parent_id))
 		return box_bad_id("parent", parent_id);
 	box_call_init(&c, "POST", HTTP_UNSENT);
-	rc = box_target(&c, box_api, "fields=" BOX_FIELDS, "/folders");
+	rc = box_target(&c, box_api_root(), "fields=" BOX_FIELDS, "/folders");
 	j = cJSON_CreateObject();
 	p = box_parent_obj(parent_id);
 	if (!j || !p || !cJSON_AddStringToObject(j, "name", name)) {
@@ -658,7 +665,7 @@ int box_update(enum box_type type, const char *id, const char *new_name,
 	if (!codec_id_ok(id) || (new_parent && !codec_id_ok(new_parent)))
 		return box_bad_id("item", id);
 	box_call_init(&c, "PUT", HTTP_IDEMPOTENT);
-	rc = box_target(&c, box_api, "fields=" BOX_FIELDS, "/%s/%s",
+	rc = box_target(&c, box_api_root(), "fields=" BOX_FIELDS, "/%s/%s",
 			box_type_path(type), id);
 	j = cJSON_CreateObject();
 	if (!j)
@@ -702,7 +709,7 @@ int box_delete(enum box_type type, const char *id, int recursive)
 	if (!codec_id_ok(id))
 		return box_bad_id("item", id);
 	box_call_init(&c, "DELETE", HTTP_IDEMPOTENT);
-	rc = box_target(&c, box_api, recursive ? "recursive=true" : NULL,
+	rc = box_target(&c, box_api_root(), recursive ? "recursive=true" : NULL,
 			"/%s/%s", box_type_path(type), id);
 	if (!rc)
 		rc = http_request(&c.rq, &c.rs);
@@ -734,7 +741,7 @@ int box_download(const char *file_id, uint64_t off, size_t len, void *buf,
 		c.rq.buf = buf;
 		c.rq.cap = len;
 		c.rq.skip200 = off;
-		rc = box_target(&c, box_api, NULL, "/files/%s/content", file_id);
+		rc = box_target(&c, box_api_root(), NULL, "/files/%s/content", file_id);
 		snprintf(range, sizeof(range), "Range: bytes=%" PRIu64 "-%" PRIu64,
 			 off, off + len - 1);
 		if (!rc)
@@ -838,10 +845,10 @@ int box_upload_simple(const char *parent_id, const char *file_id,
 			fname[i] = '_';
 	box_call_init(&c, "POST", HTTP_UNSENT);
 	if (file_id)
-		rc = box_target(&c, box_upl, "fields=" BOX_FIELDS,
+		rc = box_target(&c, box_upload_root(), "fields=" BOX_FIELDS,
 				"/files/%s/content", file_id);
 	else
-		rc = box_target(&c, box_upl, "fields=" BOX_FIELDS, "/files/content");
+		rc = box_target(&c, box_upload_root(), "fields=" BOX_FIELDS, "/files/content");
 	attr = box_attributes(parent_id, file_id, name, mtime);
 	if (!rc && !attr)
 		rc = -ENOMEM;
@@ -931,9 +938,9 @@ int box_session_create(const char *parent_id, const char *file_id,
 		return -EINVAL;
 	box_call_init(&c, "POST", HTTP_UNSENT);
 	if (file_id)
-		rc = box_target(&c, box_upl, NULL, "/files/%s/upload_sessions", file_id);
+		rc = box_target(&c, box_upload_root(), NULL, "/files/%s/upload_sessions", file_id);
 	else
-		rc = box_target(&c, box_upl, NULL, "/files/upload_sessions");
+		rc = box_target(&c, box_upload_root(), NULL, "/files/upload_sessions");
 	snprintf(num, sizeof(num), "%" PRIu64, file_size);
 	j = cJSON_CreateObject();
 	/* a raw number: exact for any 64-bit size, unlike a double */
@@ -1013,7 +1020,7 @@ int box_session_list_parts(const struct box_session *s,
 		box_call_init(&c, "GET", HTTP_IDEMPOTENT);
 		c.session = 1;
 		snprintf(q, sizeof(q), "offset=%" PRIu64 "&limit=1000", offset);
-		rc = box_target(&c, box_upl, q, "/files/upload_sessions/%s/parts", s->id);
+		rc = box_target(&c, box_upload_root(), q, "/files/upload_sessions/%s/parts", s->id);
 		if (!rc)
 			rc = box_run(&c, NULL);
 		if (!rc && !(j = box_answer(&c)))
@@ -1111,7 +1118,7 @@ int box_session_put_part(const struct box_session *s, uint64_t off,
 
 		box_call_init(&c, "PUT", HTTP_UNSENT);
 		c.session = 1;
-		rc = box_target(&c, box_upl, NULL, "/files/upload_sessions/%s", s->id);
+		rc = box_target(&c, box_upload_root(), NULL, "/files/upload_sessions/%s", s->id);
 		if (!rc)
 			rc = box_header(&c, "Content-Type: application/octet-stream");
 		snprintf(line, sizeof(line), "Content-Range: bytes %" PRIu64 "-%"
@@ -1224,7 +1231,7 @@ int box_session_commit(const struct box_session *s,
 
 		box_call_init(&c, "POST", HTTP_UNSENT);
 		c.session = 1;
-		rc = box_target(&c, box_upl, "fields=" BOX_FIELDS,
+		rc = box_target(&c, box_upload_root(), "fields=" BOX_FIELDS,
 				"/files/upload_sessions/%s/commit", s->id);
 		if (!rc)
 			rc = box_header(&c, "Content-Type: application/json");
@@ -1284,7 +1291,7 @@ void box_session_abort(const struct box_session *s)
 		return;
 	box_call_init(&c, "DELETE", HTTP_IDEMPOTENT);
 	c.session = 1;
-	rc = box_target(&c, box_upl, NULL, "/files/upload_sessions/%s", s->id);
+	rc = box_target(&c, box_upload_root(), NULL, "/files/upload_sessions/%s", s->id);
 	if (!rc) {
 		rc = http_request(&c.rq, &c.rs);
 		if (!rc && c.rs.status == 404)

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <fnmatch.h>
+#include <pthread.h>
 #include <inttypes.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -555,6 +556,135 @@ static void test_oauth(void **state)
 	assert_int_equal(auth_init(msg, sizeof(msg)), 0);
 }
 
+/* Start another boxsim with extra arguments; returns its pid, base URL in
+ * out. */
+static pid_t sim_spawn(const char *const *extra, char *out, size_t outlen)
+{
+	const char *bin = getenv("BOXSIM");
+	const char *argv[24] = { NULL };
+	int p[2], i = 0;
+	pid_t pid;
+	FILE *f;
+
+	if (!bin)
+		bin = "build/tests/boxsim/boxsim";
+	argv[i++] = bin;
+	argv[i++] = "--listen";
+	argv[i++] = "127.0.0.1:0";
+	while (*extra && i < 22)
+		argv[i++] = *extra++;
+	assert_int_equal(pipe(p), 0);
+	pid = fork();
+	if (pid == 0) {
+		dup2(p[1], 1);
+		close(p[0]);
+		execv(bin, (char *const *)argv);
+		_exit(127);
+	}
+	close(p[1]);
+	f = fdopen(p[0], "r");
+	assert_non_null(f);
+	assert_non_null(fgets(out, (int)outlen, f));
+	fclose(f);
+	out[strcspn(out, "\r\n")] = '\0';
+	return pid;
+}
+
+/* TLS is verified: a self-signed server is refused until its certificate
+ * is given as cafile. */
+static void test_tls(void **state)
+{
+	char cmd[600], crt[160], key[160], data[160], tbase[160];
+	char tapi[200], tupl[200], *sapi = boxfs_opts.api_url;
+	char *supl = boxfs_opts.upload_url;
+	struct box_item it;
+	pid_t pid;
+
+	(void)state;
+	snprintf(crt, sizeof(crt), "%s/tls.crt", dir);
+	snprintf(key, sizeof(key), "%s/tls.key", dir);
+	snprintf(data, sizeof(data), "%s/tlsdata", dir);
+	snprintf(cmd, sizeof(cmd), "openssl req -x509 -newkey rsa:2048 -nodes "
+		 "-keyout %s -out %s -days 1 -subj /CN=127.0.0.1 -addext "
+		 "subjectAltName=IP:127.0.0.1 >/dev/null 2>&1", key, crt);
+	assert_int_equal(system(cmd), 0);
+	const char *extra[] = { "--data", data, "--tls-cert", crt, "--tls-key",
+				key, NULL };
+	pid = sim_spawn(extra, tbase, sizeof(tbase));
+	assert_memory_equal(tbase, "https://", 8);
+	snprintf(tapi, sizeof(tapi), "%s/2.0", tbase);
+	snprintf(tupl, sizeof(tupl), "%s/api/2.0", tbase);
+	boxfs_opts.api_url = tapi;
+	boxfs_opts.upload_url = tupl;
+	boxfs_opts.retries = 0;
+	assert_int_equal(box_get_item(BOX_FOLDER, "0", &it), -EIO);
+	boxfs_opts.cafile = crt;
+	assert_int_equal(box_get_item(BOX_FOLDER, "0", &it), 0);
+	assert_int_equal(it.type, BOX_FOLDER);
+	boxfs_opts.cafile = NULL;
+	boxfs_opts.retries = 3;
+	boxfs_opts.api_url = sapi;
+	boxfs_opts.upload_url = supl;
+	kill(pid, SIGTERM);
+	waitpid(pid, NULL, 0);
+}
+
+struct par {
+	const char *id;
+	const unsigned char *want;
+	size_t n;
+	int bad;
+};
+
+static void *par_reader(void *arg)
+{
+	struct par *p = arg;
+	unsigned char buf[4096];
+	struct box_item it;
+	size_t got;
+
+	for (int i = 0; i < 20; i++) {
+		size_t off = (size_t)(i * 997) % (p->n - sizeof(buf));
+		if (box_download(p->id, off, sizeof(buf), buf, &got) ||
+		    got != sizeof(buf) || memcmp(buf, p->want + off, got) ||
+		    box_get_item(BOX_FILE, p->id, &it))
+			p->bad++;
+	}
+	return NULL;
+}
+
+/* Threads share nothing but the token: each has its own curl handle. */
+static void test_threads(void **state)
+{
+	size_t n = 200000;
+	unsigned char *b = malloc(n), md[20];
+	char hex[41], cid[BOX_ID_MAX];
+	struct par p[4];
+	pthread_t th[4];
+	struct box_item f;
+	int fd, i;
+
+	(void)state;
+	assert_non_null(b);
+	fill(b, n, 3);
+	fd = tmpfile_with(b, n);
+	codec_sha1(b, n, md);
+	codec_hex_encode(md, 20, hex);
+	assert_int_equal(box_upload_simple("0", NULL, "par.bin", fd, n, hex, 0, &f,
+					   cid), 0);
+	for (i = 0; i < 4; i++) {
+		p[i] = (struct par){ .id = f.id, .want = b, .n = n };
+		assert_int_equal(pthread_create(&th[i], NULL, par_reader, &p[i]), 0);
+	}
+	for (i = 0; i < 4; i++) {
+		pthread_join(th[i], NULL);
+		assert_int_equal(p[i].bad, 0);
+	}
+	assert_int_equal(box_delete(BOX_FILE, f.id, 0), 0);
+	close(fd);
+	free(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -566,6 +696,8 @@ int main(void)
 		cmocka_unit_test(test_timeout),
 		cmocka_unit_test(test_token_file),
 		cmocka_unit_test(test_oauth),
+		cmocka_unit_test(test_tls),
+		cmocka_unit_test(test_threads),
 	};
 	return cmocka_run_group_tests(tests, sim_start, sim_stop);
 }
