@@ -262,7 +262,7 @@ def pytest_collection_modifyitems(config, items):
     # watchdog so a slow-but-allowed test is not cut short by it.
     here = pathlib.Path(__file__).parent
     for item in items:
-        if here not in pathlib.Path(str(item.fspath)).parents:
+        if here not in pathlib.Path(str(item.path)).parents:
             continue
         if item.get_closest_marker("timeout") is None:
             item.add_marker(pytest.mark.timeout(int(_deadline(item) + 90)))
