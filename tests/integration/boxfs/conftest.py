@@ -307,6 +307,9 @@ def boxfs_factory(request, tmp_path, boxsim_factory):
     counter = [0]
 
     def factory(sim, *opts, env=None, cache_dir=None, wait=True):
+        if not os.access(BOXFS, os.X_OK):
+            pytest.fail("no boxfs binary at %s (scripts/build normal, or set "
+                        "BOXFS)" % BOXFS, pytrace=False)
         counter[0] += 1
         n = counter[0]
         mp = tmp_path / ("mnt%d" % n if n > 1 else "mnt")
