@@ -129,8 +129,8 @@ static int commit(struct inode *in, struct upload *up)
 	ret = folder_id(in->parent, pid);
 	if (ret) {
 		/* its folder vanished from Box: the data stays in the spool */
-		inode_unlock();
 		log_err("cannot upload %s: its folder is gone", in->name);
+		inode_unlock();
 		return ret;
 	}
 	parent = in->parent;
@@ -142,11 +142,11 @@ static int commit(struct inode *in, struct upload *up)
 
 	memset(&out, 0, sizeof(out));
 	ret = upload_commit(up, pid, name, mtime, &out);
+	if (ret)
+		log_err("upload of %s failed: %s", name, strerror(-ret));
 	free(name);
-	if (ret) {
-		log_err("upload of %s failed: %s", in->name, strerror(-ret));
+	if (ret)
 		return ret;
-	}
 	inode_lock();
 	inode_set_item(in, &out);
 	if (!out.mtime)
@@ -960,8 +960,8 @@ static void op_release(fuse_req_t req, fuse_ino_t ino,
 	if (last && up && upload_dirty(up)) {
 		ret = commit(in, up);
 		if (ret)
-			log_err("%s: data not uploaded, kept in the spool: %s",
-				in->name, strerror(-ret));
+			log_err("inode %" PRIu64 ": data not uploaded, kept in "
+				"the spool: %s", in->ino, strerror(-ret));
 	}
 	up_unhold(in, up);
 	reader_free(fh->rd);
