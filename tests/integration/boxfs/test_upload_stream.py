@@ -206,3 +206,30 @@ def test_several_writers_at_once(boxsim_factory, boxfs_factory):
     assert errors == []
     for i, n, _ in jobs:
         assert_server_file(sim.client, "c%d" % i, data_of(n, 50 + i))
+
+
+@pytest.mark.parametrize("kind", ["fallocate", "ftruncate"])
+@pytest.mark.boxfs_timeout(120)
+def test_declared_size_with_unwritten_tail(boxsim_factory, boxfs_factory,
+                                           kind):
+    """ftruncate/fallocate set the size: what the program did not write
+    reads as zeros, on the mount and in Box, and the streamed session is
+    still the one committed."""
+    sim = small_sim(boxsim_factory)
+    m = boxfs_factory(sim, "chunked_min=%d" % CM)
+    n = 3 * PS + 10
+    head = data_of(PS + 5, 9)
+    want = head + bytes(n - len(head))
+    mark = sim.log_mark()
+    fd = os.open(m.path / "holey", os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        declare(kind, m.path / "holey", fd, n)
+        os.write(fd, head)
+    finally:
+        os.close(fd)
+    assert os.stat(m.path / "holey").st_size == n
+    assert read_file(m.path / "holey") == want
+    assert_server_file(sim.client, "holey", want)
+    simple, sessions, creates = upload_requests(sim.log(since=mark))
+    assert len(creates) == 1, creates
+    assert_parts_once(committed_session(sessions), n, PS)
