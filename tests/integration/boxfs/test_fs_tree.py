@@ -45,6 +45,7 @@ def test_stat_matches_server(tree, sim, boxfs_factory):
         assert st.st_size == len(data) == int(srv["size"]), rel
         assert st.st_mtime == box_time(srv["content_modified_at"]), rel
         assert st.st_nlink >= 1
+        assert st.st_blocks * 512 >= st.st_size, "du would be wrong"
     assert os.stat(m.path / "a.txt").st_mtime == T1
     assert os.stat(m.path / "docs/b.bin").st_mtime == T2
     for d in ("docs", "docs/deep"):
@@ -310,6 +311,10 @@ def test_folder_with_more_than_1000_entries(sim, boxfs_factory):
     assert stat.S_ISDIR(os.stat(m.path / "big/f1000").st_mode)
     out = run("ls", "-l", m.path / "big").stdout.splitlines()
     assert len(out) == 1101  # "total N" + one line each
+    # rm -r unlinks while it reads the folder: readdir offsets must hold.
+    run("rm", "-r", m.path / "big", timeout=300)
+    assert c.find("big") is None
+    assert os.listdir(m.path) == []
 
 
 def test_server_500_on_listing_is_retried(tree, sim, boxfs_factory):
@@ -362,3 +367,48 @@ def test_changes_through_mount_visible_at_once(tree, sim, boxfs_factory):
     assert sorted(os.listdir(m.path)) == ["d2", "docs", "n.txt"]
     assert sorted(os.listdir(m.path / "docs")) == ["a.txt", "b.bin", "deep"]
     assert os.stat(m.path / "n.txt").st_size == 1
+
+
+def test_links_and_special_files_refused(tree, sim, boxfs_factory):
+    m = boxfs_factory(sim)
+    before = sim.client.tree()
+    expect_errno(errno.EPERM, os.symlink, "a.txt", m.path / "sym")
+    expect_errno(errno.EPERM, os.link, m.path / "a.txt", m.path / "hard")
+    expect_errno(errno.EPERM, os.mkfifo, m.path / "fifo")
+    assert sim.client.tree() == before
+    assert sorted(os.listdir(m.path)) == ["a.txt", "docs", "empty"]
+
+
+def _renameat2(old, new, flags):
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    at_fdcwd = -100
+    r = libc.renameat2(at_fdcwd, bytes(old), at_fdcwd, bytes(new),
+                       ctypes.c_uint(flags))
+    if r != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e))
+
+
+def test_rename_noreplace_and_exchange(tree, sim, boxfs_factory):
+    noreplace, exchange = 1, 2
+    m = boxfs_factory(sim)
+    c = sim.client
+    p = m.path
+    before = c.tree()
+    expect_errno(errno.EEXIST, _renameat2, p / "a.txt", p / "empty",
+                 noreplace)
+    expect_errno(errno.EINVAL, _renameat2, p / "a.txt", p / "empty",
+                 exchange)
+    assert c.tree() == before
+    _renameat2(p / "a.txt", p / "fresh.txt", noreplace)
+    assert c.find("fresh.txt")["id"] == tree["files"]["a.txt"][0]["id"]
+    assert read_file(p / "fresh.txt") == b"hello box\n"
+
+
+def test_create_exclusive_on_existing_name(tree, sim, boxfs_factory):
+    m = boxfs_factory(sim)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+    assert errno_of(write_file, m.path / "a.txt", b"x", flags) == errno.EEXIST
+    assert errno_of(write_file, m.path / "docs", b"x", flags) == errno.EEXIST
+    assert_server_file(sim.client, "a.txt", b"hello box\n")
