@@ -808,11 +808,10 @@ static char *box_attributes(const char *parent_id, const char *file_id,
 		if (p)
 			cJSON_AddItemToObject(j, "parent", p);
 	}
-	if (j && mtime) {
-		if (codec_time_format(mtime, ts, sizeof(ts)) ||
-		    !cJSON_AddStringToObject(j, "content_modified_at", ts))
-			bad = 1;
-	}
+	/* a time Box cannot store must not fail the upload: left out */
+	if (j && mtime && !codec_time_format(mtime, ts, sizeof(ts)) &&
+	    !cJSON_AddStringToObject(j, "content_modified_at", ts))
+		bad = 1;
 	if (!bad)
 		s = cJSON_PrintUnformatted(j);
 	cJSON_Delete(j);
@@ -1198,10 +1197,10 @@ static char *box_commit_body(const struct box_part *parts, size_t nparts,
 		if (parts[i].sha1[0])
 			bad |= !cJSON_AddStringToObject(p, "sha1", parts[i].sha1);
 	}
-	if (!bad && mtime) {
+	/* a time Box cannot store must not fail the commit: left out */
+	if (!bad && mtime && !codec_time_format(mtime, ts, sizeof(ts))) {
 		attr = cJSON_AddObjectToObject(j, "attributes");
-		bad |= !attr || codec_time_format(mtime, ts, sizeof(ts)) ||
-			!cJSON_AddStringToObject(attr, "content_modified_at", ts);
+		bad |= !attr || !cJSON_AddStringToObject(attr, "content_modified_at", ts);
 	}
 	if (!bad)
 		s = cJSON_PrintUnformatted(j);

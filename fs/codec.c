@@ -128,8 +128,8 @@ int codec_time_format(time_t t, char *buf, size_t buflen)
 {
 	struct tm tm;
 
-	if (buflen < 21 || !gmtime_r(&t, &tm) || tm.tm_year + 1900 > 9999 ||
-	    tm.tm_year + 1900 < 0)
+	/* Box has no dates before 1970 */
+	if (buflen < 21 || t < 0 || !gmtime_r(&t, &tm) || tm.tm_year + 1900 > 9999)
 		return -1;
 	return strftime(buf, buflen, "%Y-%m-%dT%H:%M:%SZ", &tm) == 20 ? 0 : -1;
 }

@@ -31,7 +31,7 @@ int codec_hex_decode(const char *in, unsigned char *out, size_t outlen);
 void codec_sha1(const void *buf, size_t len, unsigned char md[20]);
 
 /* RFC 3339 in UTC, "2017-04-08T00:58:08Z"; buf needs 21 bytes. Returns 0,
- * -1 when buflen is too small or t cannot be represented. */
+ * -1 when buflen is too small or t is before 1970 or after 9999. */
 int codec_time_format(time_t t, char *buf, size_t buflen);
 /* Parse RFC 3339 ("YYYY-MM-DDTHH:MM:SS[.frac](Z|+hh:mm|-hh:mm)"; 't' and
  * 'z' accepted in lower case). Fractions are dropped (1 s precision).

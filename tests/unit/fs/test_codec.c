@@ -72,6 +72,8 @@ static void test_time(void **state)
 	assert_int_equal(codec_time_format(1491613088, buf, sizeof(buf)), 0);
 	assert_string_equal(buf, "2017-04-08T00:58:08Z");
 	assert_int_equal(codec_time_format(1491613088, buf, 20), -1);
+	assert_int_equal(codec_time_format(-1, buf, sizeof(buf)), -1);
+	assert_int_equal(codec_time_format((time_t)300000000000LL, buf, sizeof(buf)), -1);
 
 	assert_int_equal(codec_time_parse("2017-04-08T00:58:08Z", &t), 0);
 	assert_int_equal(t, 1491613088);
