@@ -228,9 +228,8 @@ int store_tmp_path(char *buf, size_t len, const char *tag)
 {
 	uint64_t n;
 
-	store_lock();
-	n = ++tmp_seq;
-	store_unlock();
+	/* own atomic: callers may or may not hold the store lock */
+	n = __atomic_add_fetch(&tmp_seq, 1, __ATOMIC_RELAXED);
 	if ((size_t)snprintf(buf, len, "%s/tmp/%s-%d-%llu", bs_conf.data, tag,
 			     (int)getpid(), (unsigned long long)n) >= len)
 		return -1;
