@@ -30,6 +30,7 @@ static enum auth_kind auth_kind;
 static cJSON *auth_conf;        /* the token file's object */
 static int auth_lock_fd = -1;   /* flock on <token_file>.lock */
 static time_t auth_expires;     /* OAuth access token end, 0 unknown */
+static char auth_fail[128];     /* last refresh failure, "" none */
 
 /* Token characters are printable ASCII without blanks: anything else would
  * let a token file inject header lines. */
@@ -206,6 +207,17 @@ static int auth_oauth_fetch(void)
 		log_err("auth: token endpoint answered HTTP %ld; the refresh "
 			"token or client credentials were refused", rs.status);
 		rc = -EACCES;
+	}
+	if (rc) {
+		time_t now = time(NULL);
+		struct tm tm;
+		localtime_r(&now, &tm);
+		snprintf(auth_fail, sizeof(auth_fail), "refresh failed (%s%ld) at "
+			 "%02d:%02d:%02d", rs.status ? "HTTP " : "error ",
+			 rs.status ? rs.status : (long)-rc, tm.tm_hour, tm.tm_min,
+			 tm.tm_sec);
+	} else {
+		auth_fail[0] = '\0';
 	}
 	if (!rc && !(j = cJSON_ParseWithLength(rs.body, rs.len)))
 		rc = -EIO;
@@ -471,4 +483,23 @@ int auth_refresh(unsigned gen)
 	if (rc)
 		log_debug("auth: static token refused, nothing to refresh");
 	return rc;
+}
+
+int auth_state(char *buf, size_t len)
+{
+	int n;
+
+	pthread_mutex_lock(&auth_mutex);
+	if (auth_kind == AUTH_STATIC)
+		n = snprintf(buf, len, "%s", auth_token[0] ? "static token" :
+			     "no token");
+	else if (auth_fail[0])
+		n = snprintf(buf, len, "%s: %s", auth_kind == AUTH_CCG ?
+			     "client credentials" : "oauth2", auth_fail);
+	else
+		n = snprintf(buf, len, "%s: ok, expires in %ld s",
+			     auth_kind == AUTH_CCG ? "client credentials" : "oauth2",
+			     auth_expires ? (long)(auth_expires - time(NULL)) : -1L);
+	pthread_mutex_unlock(&auth_mutex);
+	return n < 0 ? 0 : n;
 }

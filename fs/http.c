@@ -18,6 +18,18 @@ static pthread_once_t http_once = PTHREAD_ONCE_INIT;
 static pthread_key_t http_key;
 static int http_init_rc;
 static __thread unsigned int http_seed;
+static struct http_counters http_cnt;
+
+#define HTTP_COUNT(field, n) __atomic_add_fetch(&http_cnt.field, (n), __ATOMIC_RELAXED)
+
+void http_get_counters(struct http_counters *out)
+{
+	out->requests = __atomic_load_n(&http_cnt.requests, __ATOMIC_RELAXED);
+	out->retries = __atomic_load_n(&http_cnt.retries, __ATOMIC_RELAXED);
+	out->failures = __atomic_load_n(&http_cnt.failures, __ATOMIC_RELAXED);
+	out->bytes_up = __atomic_load_n(&http_cnt.bytes_up, __ATOMIC_RELAXED);
+	out->bytes_down = __atomic_load_n(&http_cnt.bytes_down, __ATOMIC_RELAXED);
+}
 
 /* State of one attempt, handed to the curl callbacks. */
 struct http_xfer {
@@ -374,7 +386,10 @@ static int http_attempt(CURL *h, const struct http_req *rq,
 	if (!hdr)
 		return rc;
 	http_setopts(h, rq, &x, hdr, err);
+	HTTP_COUNT(requests, 1);
 	cc = curl_easy_perform(h);
+	HTTP_COUNT(bytes_up, x.pos);
+	HTTP_COUNT(bytes_down, rs->len + rs->got);
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &rs->status);
 	curl_easy_getinfo(h, CURLINFO_REQUEST_SIZE, &reqsize);
 	/* drop the header list before curl could reuse it */
@@ -404,7 +419,7 @@ static int http_attempt(CURL *h, const struct http_req *rq,
 	return -EIO;
 }
 
-int http_request(const struct http_req *rq, struct http_resp *rs)
+static int http_request_loop(const struct http_req *rq, struct http_resp *rs)
 {
 	int max = boxfs_opts.retries > 0 ? boxfs_opts.retries : 0;
 	int retries = 0, refreshed = 0, rc;
@@ -451,6 +466,7 @@ int http_request(const struct http_req *rq, struct http_resp *rs)
 		if (ms > 120000)
 			ms = 120000;
 		retries++;
+		HTTP_COUNT(retries, 1);
 		if (rc)
 			log_warn("http: %s %s: retry %d/%d in %ld ms", rq->method,
 				 rq->logpath, retries, max, ms);
@@ -460,6 +476,15 @@ int http_request(const struct http_req *rq, struct http_resp *rs)
 				 max, ms);
 		http_sleep_ms(ms);
 	}
+}
+
+int http_request(const struct http_req *rq, struct http_resp *rs)
+{
+	int rc = http_request_loop(rq, rs);
+
+	if (rc || rs->status >= 400)
+		HTTP_COUNT(failures, 1);
+	return rc;
 }
 
 void http_resp_free(struct http_resp *rs)

@@ -55,4 +55,9 @@ int auth_header(char *buf, size_t len, unsigned *gen);
  * nothing is done), -EACCES when it cannot be refreshed (static token). */
 int auth_refresh(unsigned gen);
 
+/* One line about the token for status output: "static token", "oauth2:
+ * ok, expires in 3540 s", "oauth2: refresh failed (HTTP 400) at 12:03:04".
+ * Never a secret. Returns its length. */
+int auth_state(char *buf, size_t len);
+
 #endif

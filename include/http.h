@@ -84,6 +84,16 @@ void http_cleanup(void);
 int http_request(const struct http_req *req, struct http_resp *resp);
 void http_resp_free(struct http_resp *resp);
 
+/* Process-wide counters (for status output); read any time. */
+struct http_counters {
+	uint64_t requests;      /* attempts sent (each retry counts) */
+	uint64_t retries;       /* attempts that were retries */
+	uint64_t failures;      /* exchanges that ended in an error */
+	uint64_t bytes_up;      /* request body bytes handed to the network */
+	uint64_t bytes_down;    /* response body bytes received */
+};
+void http_get_counters(struct http_counters *out);
+
 /* Retry delay in ms for attempt n (0-based) without Retry-After: 500 ms *
  * 2^n, capped at 30 s, times a jitter factor in [0.5, 1.5) from r01 in
  * [0, 1). Exposed for the unit test. */

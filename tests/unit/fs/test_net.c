@@ -26,6 +26,7 @@
 #include "auth.h"
 #include "box.h"
 #include "codec.h"
+#include "http.h"
 #include "log.h"
 #include "options.h"
 
@@ -321,9 +322,15 @@ static void test_retries(void **state)
 	int from;
 
 	(void)state;
+	struct http_counters c0, c1;
+	http_get_counters(&c0);
 	from = loglines();
 	fault("kind=status,status=503,method=GET,path=/2.0/folders/0,retry_after=1");
 	assert_int_equal(box_get_item(BOX_FOLDER, "0", &it), 0);
+	http_get_counters(&c1);
+	assert_int_equal(c1.requests - c0.requests, 2);
+	assert_int_equal(c1.retries - c0.retries, 1);
+	assert_int_equal(c1.failures - c0.failures, 0);
 	assert_int_equal(logcount(from, "GET", "/2.0/folders/0", 503, "status"), 1);
 	assert_int_equal(logcount(from, "GET", "/2.0/folders/0", 200, "-"), 1);
 
@@ -541,11 +548,31 @@ static void test_oauth(void **state)
 	j = cJSON_Parse(slurp(path));
 	assert_string_not_equal(cJSON_GetStringValue(cJSON_GetObjectItem(j, "refresh_token")), rt1);
 	cJSON_Delete(j);
+	assert_true(auth_state(msg, sizeof(msg)) > 0);
+	assert_non_null(strstr(msg, "oauth2: ok"));
+	/* a second mount on the same token file is refused (another process:
+	 * flock is per open file) */
+	pid_t pid = fork();
+	if (pid == 0) {
+		char m2[512];
+		log_setup(LOG_LVL_ERR, 0);
+		_exit(auth_init(m2, sizeof(m2)) == -EBUSY &&
+		      strstr(m2, "in use") ? 0 : 1);
+	}
+	int wst;
+	assert_int_equal(waitpid(pid, &wst, 0), pid);
+	assert_true(WIFEXITED(wst) && WEXITSTATUS(wst) == 0);
+	/* restart: the rotated token on disk carries on */
+	auth_cleanup();
+	assert_int_equal(auth_init(msg, sizeof(msg)), 0);
+	assert_int_equal(logcount(from, "POST", "/oauth2/token", 200, NULL), 3);
+	assert_int_equal(box_get_item(BOX_FOLDER, "0", &it), 0);
 	/* the spent token R0 is refused: a clear error, not a crash */
 	auth_cleanup();
 	write_file(path, "{\"client_id\":\"cid\",\"client_secret\":\"sec\","
 		   "\"refresh_token\":\"R0\"}", 0600);
 	assert_int_equal(auth_init(msg, sizeof(msg)), -EACCES);
+	assert_non_null(strstr(msg, path));
 	/* client credentials grant */
 	write_file(path, "{\"client_id\":\"cid\",\"client_secret\":\"sec\","
 		   "\"box_subject_type\":\"enterprise\",\"box_subject_id\":\"1\"}", 0600);
