@@ -353,10 +353,31 @@ static int box_result(struct box_call *c, int rc, char conflict_id[BOX_ID_MAX])
 	return rc;
 }
 
+/* 409 operation_blocked_temporary: another move/copy/delete holds the
+ * folder and nothing was done, so trying again later is safe. */
+static int box_blocked(const struct box_call *c)
+{
+	char code[64];
+
+	if (c->rs.status != 409)
+		return 0;
+	box_parse_error(c->rs.body, c->rs.len, code, sizeof(code), NULL, 0, NULL);
+	return !strcmp(code, "operation_blocked_temporary");
+}
+
 static int box_run(struct box_call *c, char conflict_id[BOX_ID_MAX])
 {
-	int rc = http_request(&c->rq, &c->rs);
+	int rc, n = 0, max = boxfs_opts.retries > 0 ? boxfs_opts.retries : 0;
 
+	for (;;) {
+		rc = http_request(&c->rq, &c->rs);
+		if (rc || !box_blocked(c) || n >= max)
+			break;
+		log_info("box: %s %s: folder busy, again in %d s", c->rq.method,
+			 c->path, 1 << n);
+		sleep(1u << n++);
+		http_resp_free(&c->rs);
+	}
 	return box_result(c, rc, conflict_id);
 }
 
