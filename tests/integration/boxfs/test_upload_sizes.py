@@ -7,6 +7,7 @@ Most tests force small numbers on both sides (boxsim --part-size 1 MiB
 fast; one test uses the real defaults (8 MiB parts, 20,000,000 bytes)."""
 
 import os
+import time
 
 import pytest
 
@@ -51,6 +52,20 @@ def upload_requests(log):
     return simple, sessions, creates
 
 
+def final_log(sim, mark, timeout=10):
+    """The request log since mark, once it holds the request that finished
+    the upload (boxsim may write a log line just after its answer went
+    out, so close() can return before the line is there)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        log = sim.log(since=mark)
+        if any(e["method"] == "POST" and e["status"] in (200, 201) and
+               (e["path"].endswith("/commit") or e["path"].endswith("/content"))
+               for e in log) or time.monotonic() > deadline:
+            return log
+        time.sleep(0.05)
+
+
 def expected_ranges(size, ps):
     out, off = [], 0
     while off < size:
@@ -83,8 +98,8 @@ def assert_parts_once(reqs, size, ps):
 
 def check_upload(sim, mark, name, data, ps, cm):
     """Bytes and SHA-1 on the server, and the right kind of upload."""
+    simple, sessions, creates = upload_requests(final_log(sim, mark))
     assert_server_file(sim.client, name, data)
-    simple, sessions, creates = upload_requests(sim.log(since=mark))
     if len(data) < cm:
         assert [e["status"] for e in simple] == [201], simple
         assert sessions == {} and creates == [], (sessions, creates)
@@ -158,7 +173,7 @@ def test_new_version_keeps_id_without_download(boxsim_factory, boxfs_factory):
         data = data_of(n, 300 + i)
         mark = sim.log_mark()
         write_file(m.path / "v.bin", data)
-        log = sim.log(since=mark)  # before our own checks download it
+        log = final_log(sim, mark)  # before our own checks download it
         full = assert_server_file(sim.client, "v.bin", data)
         assert full["id"] == old["id"]
         assert not [e for e in log if e["method"] == "GET" and

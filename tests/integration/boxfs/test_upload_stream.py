@@ -14,7 +14,7 @@ import pytest
 from boxfs_helpers import assert_server_file, data_of, read_file, wait_until
 from test_upload_sizes import (CM, PS, SESS, assert_parts_once,
                                committed_session, expected_ranges,
-                               small_sim, upload_requests)
+                               final_log, small_sim, upload_requests)
 
 
 def declare(kind, path, fd, n):
@@ -64,12 +64,12 @@ def test_parts_put_before_close(boxsim_factory, boxfs_factory, kind):
         close_mark = sim.log_mark()
     finally:
         os.close(fd)
-    after = sim.log(since=close_mark)
+    after = final_log(sim, close_mark)
     assert [e for e in after if e["method"] == "PUT"] == [], \
         "parts re-sent at close: %r" % after
     assert [e["status"] for e in after if e["path"].endswith("/commit")] \
         in ([201], [200])
-    simple, sessions, creates = upload_requests(sim.log(since=mark))
+    simple, sessions, creates = upload_requests(final_log(sim, mark))
     assert simple == [] and len(creates) == 1
     assert_parts_once(committed_session(sessions), n, PS)
     assert_server_file(sim.client, "s-" + kind, data)
@@ -119,7 +119,7 @@ def test_unknown_size_bursts_at_close(boxsim_factory, boxfs_factory):
     finally:
         os.close(fd)
     assert_server_file(sim.client, "u", data)
-    simple, sessions, creates = upload_requests(sim.log(since=mark))
+    simple, sessions, creates = upload_requests(final_log(sim, mark))
     assert len(creates) == 1
     assert_parts_once(committed_session(sessions), n, PS)
 
@@ -144,7 +144,7 @@ def test_rewrite_of_sent_part_resends(boxsim_factory, boxfs_factory):
     finally:
         os.close(fd)
     assert_server_file(sim.client, "rw", bytes(data))
-    simple, sessions, creates = upload_requests(sim.log(since=mark))
+    simple, sessions, creates = upload_requests(final_log(sim, mark))
     assert len(creates) == 2, creates
     assert_parts_once(committed_session(sessions), n, PS)
     aborted = [sid for sid, reqs in sessions.items()
@@ -230,6 +230,6 @@ def test_declared_size_with_unwritten_tail(boxsim_factory, boxfs_factory,
     assert os.stat(m.path / "holey").st_size == n
     assert read_file(m.path / "holey") == want
     assert_server_file(sim.client, "holey", want)
-    simple, sessions, creates = upload_requests(sim.log(since=mark))
+    simple, sessions, creates = upload_requests(final_log(sim, mark))
     assert len(creates) == 1, creates
     assert_parts_once(committed_session(sessions), n, PS)
