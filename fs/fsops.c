@@ -3,6 +3,7 @@
  * Network calls happen only through box_*, upload_*, dir_refresh and the
  * reader, always without the inode lock held. */
 #include <errno.h>
+#include <pthread.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
@@ -27,13 +28,51 @@
 #define RENAME_NOREPLACE (1 << 0)
 #endif
 
-/* One per open fd (files and folders). Holds an inode reference. */
+/* One per open fd (files and folders). Holds an inode reference. All are
+ * listed so that those the kernel never released (unmount with files
+ * still open) are freed at shutdown. */
 struct fh {
 	struct inode *in;
 	int writer;
 	struct reader *rd;
 	struct dir_snap *snap;
+	struct fh *next, *prev;
 };
+
+static pthread_mutex_t fh_mtx = PTHREAD_MUTEX_INITIALIZER;
+static struct fh *fh_list;
+
+static struct fh *fh_new(void)
+{
+	struct fh *fh = calloc(1, sizeof(*fh));
+
+	if (!fh)
+		return NULL;
+	pthread_mutex_lock(&fh_mtx);
+	fh->next = fh_list;
+	if (fh_list)
+		fh_list->prev = fh;
+	fh_list = fh;
+	pthread_mutex_unlock(&fh_mtx);
+	return fh;
+}
+
+static void fh_free(struct fh *fh)
+{
+	if (!fh)
+		return;
+	pthread_mutex_lock(&fh_mtx);
+	if (fh->prev)
+		fh->prev->next = fh->next;
+	else
+		fh_list = fh->next;
+	if (fh->next)
+		fh->next->prev = fh->prev;
+	pthread_mutex_unlock(&fh_mtx);
+	reader_free(fh->rd);
+	dir_snap_free(fh->snap);
+	free(fh);
+}
 
 static struct fh *fh_of(struct fuse_file_info *fi)
 {
@@ -171,8 +210,8 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 
 static void op_destroy(void *userdata)
 {
+	/* main calls fsops_shutdown once no worker runs any more */
 	(void)userdata;
-	fsops_shutdown();
 }
 
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -691,7 +730,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		ret = refresh(parent);
 	if (ret)
 		goto err;
-	fh = calloc(1, sizeof(*fh));
+	fh = fh_new();
 	up = upload_new(NULL, 0);
 	if (!fh || !up) {
 		ret = -ENOMEM;
@@ -726,7 +765,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 err:
 	if (up)
 		upload_free(up);
-	free(fh);
+	fh_free(fh);
 	fuse_reply_err(req, -ret);
 }
 
@@ -740,14 +779,14 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	uint64_t size;
 	int ret = 0;
 
-	fh = calloc(1, sizeof(*fh));
+	fh = fh_new();
 	if (!fh) {
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
 	in = inode_get(ino);
 	if (!in) {
-		free(fh);
+		fh_free(fh);
 		fuse_reply_err(req, ENOENT);
 		return;
 	}
@@ -814,8 +853,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fuse_reply_open(req, fi);
 	return;
 err:
-	reader_free(fh->rd);
-	free(fh);
+	fh_free(fh);
 	inode_put(in);
 	fuse_reply_err(req, -ret);
 }
@@ -964,8 +1002,7 @@ static void op_release(fuse_req_t req, fuse_ino_t ino,
 				"the spool: %s", in->ino, strerror(-ret));
 	}
 	up_unhold(in, up);
-	reader_free(fh->rd);
-	free(fh);
+	fh_free(fh);
 	inode_put(in);
 	fuse_reply_err(req, 0);
 }
@@ -973,7 +1010,7 @@ static void op_release(fuse_req_t req, fuse_ino_t ino,
 static void op_opendir(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
-	struct fh *fh = calloc(1, sizeof(*fh));
+	struct fh *fh = fh_new();
 	int ret;
 
 	if (!fh) {
@@ -991,7 +1028,7 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino,
 	if (!ret)
 		ret = dir_snap_new(ino, &fh->snap);
 	if (ret) {
-		free(fh);
+		fh_free(fh);
 		fuse_reply_err(req, -ret);
 		return;
 	}
@@ -1077,8 +1114,7 @@ static void op_releasedir(fuse_req_t req, fuse_ino_t ino,
 	struct fh *fh = fh_of(fi);
 
 	(void)ino;
-	dir_snap_free(fh->snap);
-	free(fh);
+	fh_free(fh);
 	fuse_reply_err(req, 0);
 }
 
@@ -1314,8 +1350,10 @@ static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 
 void fsops_shutdown(void)
 {
-	/* every fd is closed by now: releases committed what they could;
-	 * inode_cleanup drops the remaining write states */
+	/* releases the kernel dropped at unmount; the inodes and their write
+	 * states go later with inode_cleanup */
+	while (fh_list)
+		fh_free(fh_list);
 }
 
 const struct fuse_lowlevel_ops fsops_ops = {

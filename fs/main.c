@@ -422,6 +422,7 @@ static int run(struct fuse_args *args, struct fuse_cmdline_opts *co)
 		ret = fuse_session_loop_mt(se, &lc);
 	ret = ret ? 1 : 0;
 	worker_shutdown();
+	fsops_shutdown();
 out_unmount:
 	fuse_session_unmount(se);
 out_signals:

@@ -15,7 +15,9 @@
 
 extern const struct fuse_lowlevel_ops fsops_ops;
 
-/* Commit what is still dirty and drop every write state (at unmount). */
+/* Free the file handles the kernel never released (unmount with files
+ * still open). Call after the session loop and worker_shutdown(), before
+ * inode_cleanup(). */
 void fsops_shutdown(void);
 
 #endif
