@@ -91,3 +91,44 @@ def test_spool_limit_gives_enospc(boxsim_factory, boxfs_factory):
         f.write(small)
     got = sim.client.find("fits")
     assert got is not None and got["sha1"] == hashlib.sha1(small).hexdigest()
+
+
+@pytest.mark.boxfs_timeout(120)
+def test_spool_limit_waits_for_a_commit(boxsim_factory, boxfs_factory):
+    """At the spool limit a writer waits while another file's upload is
+    committing (it frees its spool) instead of failing."""
+    import threading
+    import time
+    sim = boxsim_factory(part_size=MiB, chunked_min=2 * MiB)
+    m = boxfs_factory(sim, "chunked_min=%d" % (2 * MiB),
+                      "spool_max=%d" % (5 * MiB))
+    a = data_of(3 * MiB, 3)
+    b = data_of(3 * MiB, 4)
+    # A's commit is slow: B runs into the limit while A is committing.
+    sim.add_fault("kind=delay,ms=2000,method=POST,"
+                  "path=/api/2.0/files/upload_sessions/*/commit")
+    fa = os.open(m.path / "A", os.O_WRONLY | os.O_CREAT, 0o644)
+    os.write(fa, a)
+    res = {}
+
+    def close_a():
+        try:
+            os.close(fa)
+            res["a"] = 0
+        except OSError as e:
+            res["a"] = e.errno
+
+    t = threading.Thread(target=close_a)
+    t.start()
+    time.sleep(0.5)            # A is committing now
+    t0 = time.monotonic()
+    with open(m.path / "B", "wb") as f:
+        f.write(b)             # needs A's spool space back
+    waited = time.monotonic() - t0
+    t.join(30)
+    assert res.get("a") == 0
+    assert waited >= 0.5, "B did not wait (%.2f s)" % waited
+    for name, data in (("A", a), ("B", b)):
+        got = sim.client.find(name)
+        assert got is not None and \
+            got["sha1"] == hashlib.sha1(data).hexdigest(), name
