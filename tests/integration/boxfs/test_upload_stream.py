@@ -233,3 +233,24 @@ def test_declared_size_with_unwritten_tail(boxsim_factory, boxfs_factory,
     simple, sessions, creates = upload_requests(final_log(sim, mark))
     assert len(creates) == 1, creates
     assert_parts_once(committed_session(sessions), n, PS)
+
+
+@pytest.mark.boxfs_timeout(120)
+def test_fsync_then_keep_writing(boxsim_factory, boxfs_factory):
+    """fsync commits what is there; later writes make a new version of the
+    same Box id with the whole content."""
+    sim = small_sim(boxsim_factory)
+    m = boxfs_factory(sim, "chunked_min=%d" % CM)
+    first = data_of(CM + 5, 11)
+    more = data_of(PS + 3, 12)
+    fd = os.open(m.path / "fs", os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, first)
+        os.fsync(fd)
+        f1 = assert_server_file(sim.client, "fs", first)
+        os.write(fd, more)
+    finally:
+        os.close(fd)
+    f2 = assert_server_file(sim.client, "fs", first + more)
+    assert f2["id"] == f1["id"]
+    assert read_file(m.path / "fs") == first + more
