@@ -860,6 +860,13 @@ int box_upload_simple(const char *parent_id, const char *file_id,
 	/* the filename parameter is informative (attributes carry the name):
 	 * keep it free of characters that would break the header */
 	snprintf(fname, sizeof(fname), "%s", name ? name : "file");
+	i = strlen(fname);
+	/* cut short: never in the middle of a UTF-8 character */
+	if (name && strlen(name) > i) {
+		while (i && ((unsigned char)name[i] & 0xc0) == 0x80)
+			i--;
+		fname[i] = '\0';
+	}
 	for (i = 0; fname[i]; i++)
 		if (fname[i] == '"' || fname[i] == '\\' || (unsigned char)fname[i] < 32)
 			fname[i] = '_';
@@ -1083,7 +1090,8 @@ int box_session_list_parts(const struct box_session *s,
 		free(v);
 		return rc;
 	}
-	qsort(v, n, sizeof(*v), box_part_cmp);
+	if (n)  /* qsort(NULL, 0, ...) is undefined */
+		qsort(v, n, sizeof(*v), box_part_cmp);
 	*parts = v;
 	*nparts = n;
 	return 0;
