@@ -6,8 +6,8 @@
                       it started is stopped at teardown
     sha1(bytes) -> hex digest
 
-A server that died from a signal (or printed a sanitizer report) while the
-test ran makes the test fail at teardown.
+A server that died from a signal while the test ran, printed a sanitizer
+report, or did not exit cleanly on SIGTERM makes the test fail at teardown.
 """
 
 import hashlib
@@ -32,16 +32,15 @@ def sha1(data):
 
 def _check_server(sim, problems):
     rc = sim.proc.poll() if sim.proc else None
-    if rc is not None and rc < 0 and rc != -signal.SIGKILL and \
-            not getattr(sim, "killed_on_purpose", False):
+    if rc is not None and rc < 0 and rc != -signal.SIGKILL:
         problems.append("boxsim died from signal %d" % -rc)
     rc = sim.stop()
     err = sim.stderr_text()
     if SANITIZER_RE.search(err):
         problems.append("boxsim sanitizer report:\n" + err[-4000:])
-    elif rc is not None and rc < 0 and rc not in (-signal.SIGTERM,
-                                                   -signal.SIGKILL):
-        problems.append("boxsim exited from signal %d" % -rc)
+    elif rc not in (None, 0, -signal.SIGTERM, -signal.SIGKILL):
+        problems.append("boxsim exited with status %d on SIGTERM; stderr:\n"
+                        "%s" % (rc, err[-2000:]))
 
 
 @pytest.fixture
