@@ -172,3 +172,37 @@ def test_commit_malformed_bodies(boxsim_factory, bad):
     assert st == 400, (st, body)
     assert c.list("0") == []
     assert sim.alive()
+
+
+def test_multipart_file_part_name_is_free(boxsim):
+    """rclone names the file part "contents", Node "content": any part with
+    a filename after the attributes is the file."""
+    c = boxsim.client
+    for i, field in enumerate(("contents", "content")):
+        data = data_of(3000 + i, i)
+        att = b'{"name": "f%d", "parent": {"id": "0"}}' % i
+        body = (b"--XyZ\r\nContent-Disposition: form-data; "
+                b"name=\"attributes\"\r\n\r\n" + att + b"\r\n--XyZ\r\n"
+                b"Content-Disposition: form-data; name=\"" + field.encode() +
+                b"\"; filename=\"x\"\r\nContent-Type: application/octet-"
+                b"stream\r\n\r\n" + data + b"\r\n--XyZ--\r\n")
+        r = ok(call(c, "POST", boxsim.upload + "/files/content", body,
+                    {"Content-Type": "multipart/form-data; boundary=XyZ"}),
+               201)
+        assert r["entries"][0]["sha1"] == sha1_hex(data)
+        assert c.download(r["entries"][0]["id"]) == data
+
+
+def test_multipart_without_attributes_or_file(boxsim):
+    c = boxsim.client
+    only_file = (b"--XyZ\r\nContent-Disposition: form-data; name=\"file\"; "
+                 b"filename=\"x\"\r\n\r\nabc\r\n--XyZ--\r\n")
+    only_att = (b"--XyZ\r\nContent-Disposition: form-data; "
+                b"name=\"attributes\"\r\n\r\n"
+                b'{"name": "a", "parent": {"id": "0"}}\r\n--XyZ--\r\n')
+    for body in (only_file, only_att, b"not multipart at all"):
+        st, _, r = call(c, "POST", boxsim.upload + "/files/content", body,
+                        {"Content-Type": "multipart/form-data; "
+                         "boundary=XyZ"})
+        assert st == 400, (body[:40], st, r)
+    assert c.list("0") == []
