@@ -42,9 +42,7 @@ def rfc3339(epoch):
 
 def put(client, parent_id, name, data, mtime=None):
     """Upload a file through the API; mtime is epoch seconds."""
-    if mtime is None:
-        return client.upload(parent_id, name, data)
-    return client.upload(parent_id, name, data, mtime=rfc3339(mtime))
+    return client.upload(parent_id, name, data, mtime=mtime)
 
 
 def server_file(client, path):

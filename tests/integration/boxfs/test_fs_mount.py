@@ -139,7 +139,7 @@ def test_unmount_exits_cleanly(mnt):
     assert not os.path.ismount(mnt.path)
 
 
-@pytest.mark.boxfs_timeout(15)
+@pytest.mark.boxfs_timeout(8)
 @pytest.mark.boxfs_watchdog_expected
 def test_watchdog_turns_a_hang_into_enotconn(mnt):
     """The fixture's own safety net: a SIGSTOPped daemon hangs every request;
