@@ -248,6 +248,9 @@ def test_simple_upload_and_get_file(boxsim):
               "File--Full")
     assert full["name"] == "hello.bin" and full["parent"]["id"] == "0"
     assert full["file_version"]["sha1"] == sha1_hex(data)
+    for k in ("created_at", "modified_at", "content_created_at",
+              "content_modified_at"):
+        assert k in full, k
     check_times(full)
     assert full["content_modified_at"] in ("2020-01-02T03:04:05Z",
                                            "2020-01-02T03:04:05+00:00")

@@ -116,7 +116,7 @@ def test_marker_and_offset_paging_over_1000(boxsim):
     p2 = ok(call(c, "GET", base + "?usemarker=true&limit=1000&marker=" +
                  p1["next_marker"]), 200, "Items")
     assert len(p2["entries"]) == n - 1000
-    assert not p2.get("next_marker"), p2.get("next_marker")
+    assert "next_marker" not in p2, p2.get("next_marker")
     got = [e["name"] for e in p1["entries"] + p2["entries"]]
     assert set(got) == names and len(got) == n
     # Offset paging.
