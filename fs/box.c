@@ -1243,7 +1243,7 @@ int box_session_commit(const struct box_session *s,
 		       struct box_item *out)
 {
 	char b64[CODEC_B64_LEN(20) + 1], digest[64], *body;
-	int rc, waited = 0, mismatches = 0;
+	int rc, waited = 0, mismatches = 0, ambiguous = 0;
 
 	if (!codec_id_ok(s->id))
 		return box_bad_id("session", s->id);
@@ -1271,7 +1271,14 @@ int box_session_commit(const struct box_session *s,
 			c.rq.pre_len = strlen(body);
 			rc = http_request(&c.rq, &c.rs);
 		}
-		if (!rc && c.rs.status == 202) {
+		if (rc && c.rs.ambiguous && ++ambiguous <= 2) {
+			/* the answer was lost: committing again is harmless
+			 * (a session already committed is gone: -ESTALE, and
+			 * the caller re-sends rather than lose data) */
+			log_warn("box: POST %s: outcome unknown, committing again",
+				 c.path);
+			pause = 1;
+		} else if (!rc && c.rs.status == 202) {
 			/* parts still being processed: come back later */
 			pause = c.rs.retry_after > 0 ? c.rs.retry_after : 1;
 			if (pause > 60)

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -178,6 +179,22 @@ static size_t http_body_read(char *dst, size_t size, size_t n, void *arg)
 	return done;
 }
 
+/* curl rewinds the body when it re-sends on a fresh connection (a kept-alive
+ * one turned out dead) or after a redirect. */
+static int http_body_seek(void *arg, curl_off_t off, int origin)
+{
+	struct http_xfer *x = arg;
+
+	if (origin != SEEK_SET || off < 0 || (uint64_t)off > x->total)
+		return CURL_SEEKFUNC_CANTSEEK;
+	/* a re-send inside curl counts as an attempt: callers use attempts
+	 * to tell "my earlier try did it" from a real conflict */
+	if (x->pos > 0)
+		x->rs->attempts++;
+	x->pos = (uint64_t)off;
+	return CURL_SEEKFUNC_OK;
+}
+
 static int http_collect(struct http_xfer *x, const char *src, size_t n)
 {
 	struct http_resp *rs = x->rs;
@@ -321,6 +338,8 @@ static void http_setopts(CURL *h, const struct http_req *rq,
 	if (rq->has_body) {
 		curl_easy_setopt(h, CURLOPT_READFUNCTION, http_body_read);
 		curl_easy_setopt(h, CURLOPT_READDATA, x);
+		curl_easy_setopt(h, CURLOPT_SEEKFUNCTION, http_body_seek);
+		curl_easy_setopt(h, CURLOPT_SEEKDATA, x);
 	}
 	if (!strcmp(rq->method, "GET")) {
 		curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);

@@ -67,7 +67,7 @@ struct http_resp {
 	size_t len;
 	size_t got;                     /* bytes written into req.buf */
 	int retry_after;                /* seconds from the last answer, -1 none */
-	int attempts;
+	int attempts;                   /* sends, counting curl's own re-sends */
 	int ambiguous;                  /* failed after the request went out */
 };
 

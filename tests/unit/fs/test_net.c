@@ -409,8 +409,12 @@ static void test_session(void **state)
 	codec_hex_encode(md, 20, hex);
 	from = loglines();
 	fault("kind=commit202,count=2,retry_after=1");
+	/* then the connection drops before the answer: committed again */
+	fault("kind=reset,method=POST,path=/api/2.0/files/upload_sessions/*/commit,nth=3,after=10");
 	assert_int_equal(box_session_commit(&s, parts, np, md, 1400000000, &f), 0);
 	assert_int_equal(logcount(from, "POST", "/api/2.0/files/upload_sessions/*/commit", 202, NULL), 2);
+	assert_int_equal(logcount(from, "POST", "/api/2.0/files/upload_sessions/*/commit", 0, "reset"), 1);
+	assert_int_equal(logcount(from, "POST", "/api/2.0/files/upload_sessions/*/commit", 201, "-"), 1);
 	assert_string_equal(f.sha1, hex);
 	assert_int_equal(f.size, n);
 	assert_int_equal(f.mtime, 1400000000);
