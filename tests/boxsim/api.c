@@ -196,6 +196,8 @@ cJSON *api_file_json(struct item *it, const char *fields)
 		return NULL;
 	cJSON_AddNumberToObject(o, "size", (double)it->size);
 	add_common(o, it, fields);
+	/* File--Full's shared_link is an object, not nullable: leave it out */
+	cJSON_DeleteItemFromObjectCaseSensitive(o, "shared_link");
 	filter_fields(o, fields, file_mini);
 	return o;
 }
