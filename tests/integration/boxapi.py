@@ -24,6 +24,7 @@ Every method except request() raises BoxError on an unexpected status.
 import base64
 import hashlib
 import json
+import ssl
 import time
 import urllib.error
 import urllib.parse
@@ -54,7 +55,12 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
-_opener = urllib.request.build_opener(_NoRedirect)
+def _opener_for(cafile):
+    handlers = [_NoRedirect]
+    if cafile:
+        ctx = ssl.create_default_context(cafile=str(cafile))
+        handlers.append(urllib.request.HTTPSHandler(context=ctx))
+    return urllib.request.build_opener(*handlers)
 
 
 def sha1_hex(data):
@@ -97,10 +103,12 @@ def parts_of(data, part_size):
 
 
 class BoxClient:
-    def __init__(self, api, upload, token):
+    def __init__(self, api, upload, token, cafile=None):
+        """cafile: a PEM file to trust for https (boxsim's --tls-cert)."""
         self.api = api.rstrip("/")
         self.upload_root = upload.rstrip("/")
         self.token = token
+        self._opener = _opener_for(cafile)
 
     # --- raw ------------------------------------------------------------
 
@@ -118,7 +126,7 @@ class BoxClient:
         req = urllib.request.Request(url, data=body, method=method,
                                      headers=h)
         try:
-            with _opener.open(req, timeout=timeout) as resp:
+            with self._opener.open(req, timeout=timeout) as resp:
                 return resp.status, resp.headers, resp.read()
         except urllib.error.HTTPError as e:
             try:

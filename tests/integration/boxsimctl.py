@@ -20,6 +20,7 @@ import os
 import pathlib
 import select
 import signal
+import ssl
 import subprocess
 import time
 import urllib.error
@@ -177,11 +178,13 @@ class Boxsim:
     @property
     def client(self):
         if self._client is None:
-            self._client = BoxClient(self.api, self.upload, self.token)
+            self._client = self.client_with(self.token)
         return self._client
 
     def client_with(self, token):
-        return BoxClient(self.api, self.upload, token)
+        """A BoxClient with another token (None: no Authorization)."""
+        return BoxClient(self.api, self.upload, token,
+                         cafile=self.tls[0] if self.tls else None)
 
     def _control(self, method, path, body=None):
         data = None if body is None else json.dumps(body).encode()
@@ -189,8 +192,11 @@ class Boxsim:
                                      method=method)
         if data is not None:
             req.add_header("Content-Type", "application/json")
+        ctx = ssl.create_default_context(cafile=str(self.tls[0])) \
+            if self.tls else None
         try:
-            with urllib.request.urlopen(req, timeout=10) as resp:
+            with urllib.request.urlopen(req, timeout=10,
+                                        context=ctx) as resp:
                 st, raw = resp.status, resp.read()
         except urllib.error.HTTPError as e:
             st, raw = e.code, e.read()

@@ -161,6 +161,12 @@ def test_tls(boxsim_factory, tmp_path):
     with urllib.request.urlopen(req, context=ctx, timeout=10) as r:
         assert r.status == 200
         assert json.loads(r.read())["id"] == "0"
+    # The fixture's client and control calls work over TLS too.
+    f = sim.client.upload("0", "tls.txt", b"over tls")
+    assert sim.client.download(f["id"]) == b"over tls"
+    sim.add_fault("kind=status,status=503,path=/2.0/users/me")
+    assert sim.client.request("GET", sim.api + "/users/me")[0] == 503
+    assert sim.log()[-1]["fault"] == "status"
     # Without trusting the certificate the handshake fails.
     with pytest.raises(OSError):
         urllib.request.urlopen(req, timeout=10)
