@@ -206,3 +206,49 @@ def test_multipart_without_attributes_or_file(boxsim):
                          "boundary=XyZ"})
         assert st == 400, (body[:40], st, r)
     assert c.list("0") == []
+
+
+def test_conditional_requests(boxsim):
+    c = boxsim.client
+    f = c.upload("0", "a", b"abc")
+    url = boxsim.api + "/files/" + f["id"]
+    etag = c.get_file(f["id"])["etag"]
+    st, _, body = call(c, "GET", url, None, {"If-None-Match": etag})
+    assert st == 304 and body is None
+    assert call(c, "GET", url, None, {"If-None-Match": "x" + etag})[0] == 200
+    err(call(c, "PUT", url, {"name": "b"}, {"If-Match": "x" + etag}), 412,
+        "precondition_failed")
+    err(call(c, "DELETE", url, None, {"If-Match": "x" + etag}), 412,
+        "precondition_failed")
+    assert c.get_file(f["id"])["name"] == "a"
+    ok(call(c, "PUT", url, {"name": "b"}, {"If-Match": etag}), 200)
+
+
+def test_ids_of_the_wrong_kind(boxsim):
+    """A file id where a folder is expected (and back) is not found."""
+    c = boxsim.client
+    f = c.upload("0", "a", b"abc")
+    d = c.create_folder("0", "d")
+    assert call(c, "GET", boxsim.api + "/folders/%s/items" % f["id"])[0] \
+        == 404
+    assert call(c, "GET", boxsim.api + "/files/" + d["id"])[0] == 404
+    assert simple_upload(c, f["id"], "z", b"z")[0] == 404
+    assert call(c, "POST", boxsim.api + "/folders",
+                {"name": "q", "parent": {"id": f["id"]}})[0] == 404
+    assert call(c, "PUT", boxsim.api + "/folders/" + d["id"],
+                {"parent": {"id": f["id"]}})[0] == 404
+    assert sorted(c.tree()) == ["a", "d"]
+
+
+def test_size_over_max_upload_size(boxsim):
+    """Box refuses a file over the account's max_upload_size (users/me)
+    with 403 file_size_limit_exceeded (box-api.md 2.5), at preflight and
+    at session creation."""
+    c = boxsim.client
+    me = ok(call(c, "GET", boxsim.api + "/users/me"), 200)
+    over = me["max_upload_size"] + 1
+    err(session(c, "0", "huge", over), 403, "file_size_limit_exceeded")
+    err(call(c, "OPTIONS", boxsim.api + "/files/content",
+             {"name": "huge", "size": over, "parent": {"id": "0"}}), 403,
+        "file_size_limit_exceeded")
+    ok(session(c, "0", "huge", me["max_upload_size"]), 201)
