@@ -990,10 +990,10 @@ void api_dl(struct req *r)
 	struct item *it;
 	struct stat st;
 	uint64_t a = 0, b = 0;
-	int fd = -1, rc, head = is(r->method, "HEAD");
+	int fd = -1, rc;
 	struct MHD_Response *resp;
 
-	if (!is(r->method, "GET") && !head) {
+	if (!is(r->method, "GET") && !is(r->method, "HEAD")) {
 		http_error(r, 405, "method_not_allowed", "Method Not Allowed",
 			   NULL);
 		return;
@@ -1029,7 +1029,7 @@ void api_dl(struct req *r)
 		a = 0;
 		b = st.st_size ? (uint64_t)st.st_size - 1 : 0;
 	}
-	if (head || !st.st_size) {
+	if (!st.st_size) {	/* MHD itself leaves the body out for HEAD */
 		close(fd);
 		resp = MHD_create_response_from_buffer(0, (void *)"",
 						       MHD_RESPMEM_PERSISTENT);

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -488,6 +489,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c,
 	if (r->reset)
 		return MHD_NO;
 	req_finish(r);
+	if (!r->resp)
+		return MHD_NO;	/* out of memory even for an error */
 	MHD_add_response_header(r->resp, "box-request-id", "0boxsim");
 	ret = MHD_queue_response(c, (unsigned)r->status, r->resp);
 	return ret;
@@ -503,12 +506,10 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	(void)toe;
 	if (!r)
 		return;
-	if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && !r->reset)
-		r->fault = r->fault ? r->fault : NULL;
-	if (r->reset || toe != MHD_REQUEST_TERMINATED_COMPLETED_OK) {
-		if (!r->resp || r->reset)
-			r->status = 0;
-	}
+	/* dropped (reset fault, client gone) before an answer: status 0 */
+	if (r->reset || (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK &&
+			 !r->resp))
+		r->status = 0;
 	log_request(r);
 	if (r->hfree)
 		r->hfree(r->hctx);
@@ -541,6 +542,16 @@ static char *slurp(const char *path)
 		buf[n] = 0;
 	fclose(f);
 	return buf;
+}
+
+/* MHD's own messages, minus the one every reset fault causes. */
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	(void)cls;
+	if (strstr(fmt, "Application reported internal error"))
+		return;
+	fputs("boxsim: mhd: ", stderr);
+	vfprintf(stderr, fmt, ap);
 }
 
 static void on_signal(int sig)
@@ -602,6 +613,7 @@ int http_run(const char *listen, const char *cert, const char *key,
 			MHD_OPTION_SOCK_ADDR, &sa,
 			MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
 			MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
+			MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
 			MHD_OPTION_HTTPS_MEM_CERT, certpem,
 			MHD_OPTION_HTTPS_MEM_KEY, keypem,
 			MHD_OPTION_END);
@@ -610,6 +622,7 @@ int http_run(const char *listen, const char *cert, const char *key,
 			MHD_OPTION_SOCK_ADDR, &sa,
 			MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
 			MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
+			MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
 			MHD_OPTION_END);
 	if (!d) {
 		fprintf(stderr, "boxsim: cannot listen on %s\n", listen);
