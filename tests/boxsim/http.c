@@ -610,19 +610,19 @@ int http_run(const char *listen, const char *cert, const char *key,
 	signal(SIGPIPE, SIG_IGN);
 	if (certpem)
 		d = MHD_start_daemon(flags, 0, NULL, NULL, handler, NULL,
+			MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
 			MHD_OPTION_SOCK_ADDR, &sa,
 			MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
 			MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
-			MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
 			MHD_OPTION_HTTPS_MEM_CERT, certpem,
 			MHD_OPTION_HTTPS_MEM_KEY, keypem,
 			MHD_OPTION_END);
 	else
 		d = MHD_start_daemon(flags, 0, NULL, NULL, handler, NULL,
+			MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
 			MHD_OPTION_SOCK_ADDR, &sa,
 			MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
 			MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
-			MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
 			MHD_OPTION_END);
 	if (!d) {
 		fprintf(stderr, "boxsim: cannot listen on %s\n", listen);
