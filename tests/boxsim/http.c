@@ -547,11 +547,13 @@ static char *slurp(const char *path)
 /* MHD's own messages, minus the one every reset fault causes. */
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
+	char msg[512];
+
 	(void)cls;
-	if (strstr(fmt, "Application reported internal error"))
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	if (strstr(msg, "Application reported internal error"))
 		return;
-	fputs("boxsim: mhd: ", stderr);
-	vfprintf(stderr, fmt, ap);
+	fprintf(stderr, "boxsim: mhd: %s", msg);
 }
 
 static void on_signal(int sig)
