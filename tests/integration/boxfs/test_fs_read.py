@@ -102,3 +102,19 @@ def test_random_ranged_reads(sim, boxfs_factory):
         a.seek(1000000)
         assert b.read(5000) == data[:5000]
         assert a.read(5000) == data[1000000:1005000]
+
+
+def test_read_retries_500_and_429(sim, boxfs_factory):
+    data = data_of(6 * 1024 * 1024 + 5, 12)  # several ranged GETs
+    f = put(sim.client, "0", "flaky.bin", data)
+    path = "/2.0/files/%s/content" % f["id"]
+    sim.add_fault("kind=status,status=500,method=GET,path=%s" % path)
+    sim.add_fault("kind=status,status=429,retry_after=1,method=GET,"
+                  "path=%s,nth=3" % path)
+    m = boxfs_factory(sim)
+    mark = sim.log_mark()
+    assert read_file(m.path / "flaky.bin") == data
+    got = [e["status"] for e in log_requests(sim, mark, "GET")
+           if e["path"] == path]
+    assert got[0] == 500 and 429 in got, got
+    assert got.count(500) == 1 and got.count(429) == 1, got
