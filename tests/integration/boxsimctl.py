@@ -15,6 +15,7 @@ its first stdout line is the base URL.  stderr goes to <tmp>/boxsim.stderr
 (read it with .stderr_text()).
 """
 
+import atexit
 import json
 import os
 import pathlib
@@ -32,6 +33,17 @@ REPO = pathlib.Path(__file__).resolve().parents[2]
 BOXSIM = os.environ.get("BOXSIM") or str(REPO / "build/tests/boxsim/boxsim")
 START_TIMEOUT = 10
 STOP_TIMEOUT = 5
+
+
+_live = set()
+
+
+@atexit.register
+def _kill_leftovers():
+    """A script or a crashed run that never called stop() must not leave
+    servers behind."""
+    for sim in list(_live):
+        sim.kill()
 
 
 class BoxsimError(Exception):
@@ -93,6 +105,7 @@ class Boxsim:
                                          stdout=subprocess.PIPE, stderr=err)
         finally:
             err.close()
+        _live.add(self)
         line = self._first_line()
         if not line.startswith(("http://", "https://")):
             self.kill()
@@ -155,6 +168,7 @@ class Boxsim:
         return self.proc.returncode
 
     def _close_pipe(self):
+        _live.discard(self)
         if self.proc.stdout and not self.proc.stdout.closed:
             self.proc.stdout.close()
 
