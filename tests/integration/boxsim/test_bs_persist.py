@@ -2,11 +2,9 @@
 big folders, TLS."""
 
 import json
-import os
 import shutil
 import ssl
 import subprocess
-import time
 import urllib.request
 
 import pytest
