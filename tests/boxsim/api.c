@@ -776,7 +776,7 @@ out:
 
 static void preflight(struct req *r, struct item *file)
 {
-	cJSON *b = http_body_json(r, 0), *o;
+	cJSON *b = http_body_json(r, 0), *o, *sz;
 	struct item *p = NULL, *c;
 	const char *name = NULL;
 	char url[256];
@@ -791,6 +791,12 @@ static void preflight(struct req *r, struct item *file)
 	}
 	if (name && api_name_error(r, name))
 		goto out;
+	sz = b ? cJSON_GetObjectItemCaseSensitive(b, "size") : NULL;
+	if (cJSON_IsNumber(sz) && sz->valuedouble > (double)BS_MAX_UPLOAD) {
+		http_error(r, 403, "file_size_limit_exceeded",
+			   "File is bigger than the maximum upload size", NULL);
+		goto out;
+	}
 	if (b && cJSON_GetObjectItemCaseSensitive(b, "parent")) {
 		p = json_parent(r, b, 1);
 		if (!p)
@@ -827,10 +833,11 @@ static void users_me(struct req *r)
 		add_time(u, "modified_at", 1700000000);
 		cJSON_AddStringToObject(u, "language", "en");
 		cJSON_AddStringToObject(u, "timezone", "UTC");
-		cJSON_AddNumberToObject(u, "space_amount", 1099511627776.0);
+		cJSON_AddNumberToObject(u, "space_amount", (double)BS_SPACE);
 		cJSON_AddNumberToObject(u, "space_used",
 					(double)store_space_used());
-		cJSON_AddNumberToObject(u, "max_upload_size", 53687091200.0);
+		cJSON_AddNumberToObject(u, "max_upload_size",
+					(double)BS_MAX_UPLOAD);
 		cJSON_AddStringToObject(u, "status", "active");
 		cJSON_AddStringToObject(u, "job_title", "");
 		cJSON_AddStringToObject(u, "phone", "");

@@ -18,6 +18,10 @@
 
 #include "parse.h"
 
+/* users/me max_upload_size and space_amount */
+#define BS_MAX_UPLOAD 53687091200ULL
+#define BS_SPACE 1099511627776ULL
+
 struct bs_conf {
 	char base[128];		/* e.g. http://127.0.0.1:41234 */
 	char data[4096];	/* data directory */

@@ -150,6 +150,11 @@ cJSON *http_body_json(struct req *r, int required)
 				   "A JSON request body is required", NULL);
 		return NULL;
 	}
+	if (parse_json_has_nul(r->body, r->blen)) {
+		http_error(r, 400, "bad_request",
+			   "JSON strings must not contain NUL characters", NULL);
+		return NULL;
+	}
 	j = cJSON_ParseWithLength(r->body, r->blen);
 	if (!j || !cJSON_IsObject(j)) {
 		cJSON_Delete(j);

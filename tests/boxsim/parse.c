@@ -393,6 +393,23 @@ int parse_form_get(const char *body, const char *key, char *out,
 	return -1;
 }
 
+int parse_json_has_nul(const char *buf, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		if (buf[i] == 0)
+			return 1;
+		if (buf[i] != '\\' || i + 1 >= len)
+			continue;
+		if (buf[i + 1] == 'u' && i + 5 < len &&
+		    !memcmp(buf + i + 2, "0000", 4))
+			return 1;
+		i++;	/* skip the escaped character */
+	}
+	return 0;
+}
+
 /* Finds parameter `key` in a header value like `a; key="v"; b=c`. */
 static int header_param(const char *h, const char *key, char *out,
 			size_t outlen)

@@ -51,6 +51,10 @@ enum parse_name parse_name_check(const char *name);
 int parse_form_get(const char *body, const char *key, char *out,
 		   size_t outlen);
 
+/* 1 if JSON text contains a \u0000 escape (cJSON would silently cut the
+ * string there, turning "a\u0000b" into "a"). */
+int parse_json_has_nul(const char *buf, size_t len);
+
 /* multipart/form-data boundary from a Content-Type value. 0 ok, -1 none. */
 int parse_mp_boundary(const char *ctype, char *out, size_t outlen);
 

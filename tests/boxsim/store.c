@@ -196,6 +196,24 @@ uint64_t store_space_used(void)
 	return sum;
 }
 
+/* On-disk name: the Box name, except that names longer than the file
+ * system's 255 bytes (Box counts 255 characters) are cut at a character
+ * boundary and made unique with the item id. */
+static void disk_name(const struct item *it, char *out, size_t len)
+{
+	size_t n = strlen(it->name);
+
+	if (n <= 255) {
+		snprintf(out, len, "%s", it->name);
+		return;
+	}
+	n = 200;
+	while (n && ((unsigned char)it->name[n] & 0xc0) == 0x80)
+		n--;
+	snprintf(out, len, "%.*s~%llu", (int)n, it->name,
+		 (unsigned long long)it->id);
+}
+
 static int path_rec(const struct item *it, char *buf, size_t len, int depth)
 {
 	size_t n;
@@ -214,8 +232,13 @@ static int path_rec(const struct item *it, char *buf, size_t len, int depth)
 			return -1;
 	}
 	n = strlen(buf);
-	if ((size_t)snprintf(buf + n, len - n, "/%s", it->name) >= len - n)
-		return -1;
+	{
+		char dn[1100];
+
+		disk_name(it, dn, sizeof(dn));
+		if ((size_t)snprintf(buf + n, len - n, "/%s", dn) >= len - n)
+			return -1;
+	}
 	return 0;
 }
 

@@ -368,6 +368,11 @@ static void sess_create(struct req *r)
 		}
 	}
 	store_unlock();
+	if (size > BS_MAX_UPLOAD) {
+		http_error(r, 403, "file_size_limit_exceeded",
+			   "File is bigger than the maximum upload size", NULL);
+		goto out;
+	}
 	if (size < bs_conf.chunked_min) {
 		http_error(r, 400, "file_size_too_small",
 			   "File size is less than minimum allowed for this API",
@@ -1177,7 +1182,8 @@ static void simple_done(struct req *r)
 	}
 	memset(&in, 0, sizeof(in));
 	if (sm->have_attrs) {
-		attrs = sm->attrs ? cJSON_Parse(sm->attrs) : NULL;
+		attrs = sm->attrs && !parse_json_has_nul(sm->attrs, sm->alen) ?
+			cJSON_Parse(sm->attrs) : NULL;
 		if (!cJSON_IsObject(attrs)) {
 			http_error(r, 400, "bad_request",
 				   "attributes is not a JSON object", NULL);

@@ -246,6 +246,20 @@ static void test_fault_spec(void **st)
 	assert_int_equal(parse_fault_spec(NULL, &f, err, sizeof(err)), -1);
 }
 
+static void test_json_nul(void **st)
+{
+	static const char nul[] = "{\"a\":\"x\\u0000y\"}";
+	static const char esc[] = "{\"a\":\"x\\\\u0000y\"}";
+	static const char one[] = "{\"a\":\"x\\u0001y\"}";
+
+	assert_int_equal(parse_json_has_nul(nul, strlen(nul)), 1);
+	assert_int_equal(parse_json_has_nul(esc, strlen(esc)), 0);
+	assert_int_equal(parse_json_has_nul(one, strlen(one)), 0);
+	(void)st;
+	assert_int_equal(parse_json_has_nul("ab\0c", 4), 1);
+	assert_int_equal(parse_json_has_nul("\\", 1), 0);
+}
+
 static void test_u64(void **st)
 {
 	uint64_t v;
@@ -273,6 +287,7 @@ int main(void)
 		cmocka_unit_test(test_boundary),
 		cmocka_unit_test(test_fault_spec),
 		cmocka_unit_test(test_u64),
+		cmocka_unit_test(test_json_nul),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
