@@ -344,6 +344,31 @@ static int add_mount_opts(struct fuse_args *args)
 				"default_permissions,fsname=boxfs,subtype=boxfs");
 }
 
+/* The folder to mount must exist (and be a folder) before mounting. */
+static int check_root(char *msg, size_t len)
+{
+	struct box_item it;
+	struct inode *root;
+	int err;
+
+	memset(&it, 0, sizeof(it));
+	err = box_get_item(BOX_FOLDER, boxfs_opts.root_id, &it);
+	if (err) {
+		snprintf(msg, len, "cannot mount folder %s: %s",
+			 boxfs_opts.root_id,
+			 err == -ENOENT ? "no such folder" : strerror(-err));
+		return err;
+	}
+	inode_lock();
+	root = inode_find(FUSE_ROOT_ID);
+	if (root && it.mtime)
+		root->mtime = it.mtime;
+	if (root && it.ctime)
+		root->ctime = it.ctime;
+	inode_unlock();
+	return 0;
+}
+
 /* The startup check must end in exactly one line: retry chatter from the
  * HTTP layer is hidden unless -d asked for it. */
 static int quiet_check(char *msg, size_t len)
@@ -360,6 +385,8 @@ static int quiet_check(char *msg, size_t len)
 			close(nul);
 	}
 	err = box_check(msg, len);
+	if (!err)
+		err = check_root(msg, len);
 	if (saved >= 0) {
 		fflush(stderr);
 		dup2(saved, STDERR_FILENO);
