@@ -259,61 +259,117 @@ int store_tmp_path(char *buf, size_t len, const char *tag)
 	return 0;
 }
 
-static cJSON *item_to_json(const struct item *it)
-{
-	cJSON *o = cJSON_CreateObject();
-	char id[24];
+struct sbuf {
+	char *buf;
+	size_t len, cap;
+	int oom;
+};
 
-	if (!o)
-		return NULL;
-	snprintf(id, sizeof(id), "%llu", (unsigned long long)it->id);
-	cJSON_AddStringToObject(o, "id", id);
-	cJSON_AddBoolToObject(o, "folder", it->folder);
-	cJSON_AddNumberToObject(o, "parent", (double)it->parent);
-	cJSON_AddStringToObject(o, "name", it->name);
-	cJSON_AddStringToObject(o, "description",
-				it->description ? it->description : "");
-	cJSON_AddNumberToObject(o, "size", (double)it->size);
-	cJSON_AddStringToObject(o, "sha1", it->sha1);
-	cJSON_AddNumberToObject(o, "seq", (double)it->seq);
-	cJSON_AddNumberToObject(o, "version", (double)it->version);
-	cJSON_AddNumberToObject(o, "created", (double)it->created);
-	cJSON_AddNumberToObject(o, "modified", (double)it->modified);
-	cJSON_AddNumberToObject(o, "ccreated", (double)it->ccreated);
-	cJSON_AddNumberToObject(o, "cmodified", (double)it->cmodified);
-	return o;
+static void sb_put(struct sbuf *b, const char *s, size_t n)
+{
+	if (b->oom)
+		return;
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = (b->len + n + 1) * 2;
+		char *nb = realloc(b->buf, cap);
+
+		if (!nb) {
+			b->oom = 1;
+			return;
+		}
+		b->buf = nb;
+		b->cap = cap;
+	}
+	memcpy(b->buf + b->len, s, n);
+	b->len += n;
+	b->buf[b->len] = 0;
+}
+
+/* A JSON string; names are valid UTF-8 without control characters, but
+ * escape anyway so that meta.json always parses. */
+static void sb_str(struct sbuf *b, const char *s)
+{
+	char esc[8];
+
+	sb_put(b, "\"", 1);
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c == '"' || c == '\\') {
+			esc[0] = '\\';
+			esc[1] = (char)c;
+			sb_put(b, esc, 2);
+		} else if (c < 0x20) {
+			snprintf(esc, sizeof(esc), "\\u%04x", c);
+			sb_put(b, esc, 6);
+		} else {
+			sb_put(b, s, 1);
+		}
+	}
+	sb_put(b, "\"", 1);
+}
+
+static void sb_num(struct sbuf *b, const char *key, long long v)
+{
+	char tmp[64];
+	int n = snprintf(tmp, sizeof(tmp), ",\"%s\":%lld", key, v);
+
+	sb_put(b, tmp, (size_t)n);
+}
+
+/* One item, by hand: cJSON's number printing made saving O(n) slow. */
+static void item_write(struct sbuf *b, const struct item *it)
+{
+	char id[40];
+
+	snprintf(id, sizeof(id), "{\"id\":\"%llu\"",
+		 (unsigned long long)it->id);
+	sb_put(b, id, strlen(id));
+	sb_put(b, ",\"folder\":", 10);
+	sb_put(b, it->folder ? "true" : "false", it->folder ? 4 : 5);
+	sb_num(b, "parent", (long long)it->parent);
+	sb_put(b, ",\"name\":", 8);
+	sb_str(b, it->name);
+	sb_put(b, ",\"description\":", 15);
+	sb_str(b, it->description ? it->description : "");
+	sb_num(b, "size", (long long)it->size);
+	sb_put(b, ",\"sha1\":", 8);
+	sb_str(b, it->sha1);
+	sb_num(b, "seq", (long long)it->seq);
+	sb_num(b, "version", (long long)it->version);
+	sb_num(b, "created", it->created);
+	sb_num(b, "modified", it->modified);
+	sb_num(b, "ccreated", it->ccreated);
+	sb_num(b, "cmodified", it->cmodified);
+	sb_put(b, "}", 1);
 }
 
 /* Writes meta.json: tmp, fsync, rename. Caller holds the lock. */
 int store_save(void)
 {
-	char path[4200], tmp[4200];
-	cJSON *root = cJSON_CreateObject(), *arr;
-	char *s;
+	char path[4200], tmp[4200], head[64];
+	struct sbuf b = { NULL, 0, 0, 0 };
 	size_t i;
 	int fd, rc = -1;
 
-	if (!root)
-		return -1;
-	cJSON_AddNumberToObject(root, "next_id", (double)next_id);
-	arr = cJSON_AddArrayToObject(root, "items");
-	for (i = 0; arr && i < nitems; i++) {
-		cJSON *o = item_to_json(items[i]);
-
-		if (o)
-			cJSON_AddItemToArray(arr, o);
+	snprintf(head, sizeof(head), "{\"next_id\":%llu,\"items\":[",
+		 (unsigned long long)next_id);
+	sb_put(&b, head, strlen(head));
+	for (i = 0; i < nitems; i++) {
+		if (i)
+			sb_put(&b, ",", 1);
+		item_write(&b, items[i]);
 	}
-	s = cJSON_PrintUnformatted(root);
-	cJSON_Delete(root);
-	if (!s)
+	sb_put(&b, "]}\n", 3);
+	if (b.oom) {
+		free(b.buf);
 		return -1;
+	}
 	snprintf(path, sizeof(path), "%s/meta.json", bs_conf.data);
 	snprintf(tmp, sizeof(tmp), "%s/meta.json.tmp", bs_conf.data);
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd >= 0) {
-		size_t len = strlen(s);
-
-		if (write(fd, s, len) == (ssize_t)len && !fsync(fd))
+		if (write(fd, b.buf, b.len) == (ssize_t)b.len && !fsync(fd))
 			rc = 0;
 		close(fd);
 		if (!rc && rename(tmp, path))
@@ -322,7 +378,7 @@ int store_save(void)
 	if (rc)
 		fprintf(stderr, "boxsim: cannot write %s: %s\n", path,
 			strerror(errno));
-	free(s);
+	free(b.buf);
 	return rc;
 }
 
