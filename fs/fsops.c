@@ -994,8 +994,10 @@ static void op_release(fuse_req_t req, fuse_ino_t ino,
 	up = up_hold(in);
 	inode_unlock();
 	/* the kernel ignores release's answer: a failure here can only be
-	 * logged (flush already reported the first one) */
-	if (last && up && upload_dirty(up)) {
+	 * logged. After a failed flush nothing is retried here: close()
+	 * already returned the error, and a file must not appear in Box
+	 * after its program was told the upload failed. */
+	if (last && up && upload_dirty(up) && !upload_failed(up)) {
 		ret = commit(in, up);
 		if (ret)
 			log_err("inode %" PRIu64 ": data not uploaded, kept in "

@@ -1129,6 +1129,7 @@ ssize_t upload_write(struct upload *u, const void *buf, size_t len, off_t off)
 	if (end > u->size)
 		u->size = end;
 	u->dirty = 1;
+	u->last_err = 0;  /* new data: the next commit is a new attempt */
 	upload_mark_written(u, (uint64_t)off, end, buf);
 	for (;;) {
 		uint64_t gen = upload_gen();
@@ -1232,8 +1233,10 @@ int upload_truncate(struct upload *u, uint64_t size)
 	u->next = j;
 	if (u->sha_off > size)
 		u->sha_valid = 0;
-	if (old != size || u->size != size)
+	if (old != size || u->size != size) {
 		u->dirty = 1;  /* same size: the content did not change */
+		u->last_err = 0;
+	}
 	u->size = size;
 out:
 	pthread_mutex_unlock(&u->lock);
@@ -1304,6 +1307,16 @@ uint64_t upload_size(struct upload *u)
 	n = u->size;
 	pthread_mutex_unlock(&u->lock);
 	return n;
+}
+
+int upload_failed(struct upload *u)
+{
+	int f;
+
+	pthread_mutex_lock(&u->lock);
+	f = u->dirty && u->last_err != 0;
+	pthread_mutex_unlock(&u->lock);
+	return f;
 }
 
 int upload_dirty(struct upload *u)

@@ -62,6 +62,9 @@ int upload_declare_size(struct upload *u, uint64_t size,
 uint64_t upload_size(struct upload *u);
 /* 1 when there is data Box does not have yet. */
 int upload_dirty(struct upload *u);
+/* 1 when the last commit failed and nothing was written since (release
+ * does not retry it: close() already reported the failure). */
+int upload_failed(struct upload *u);
 
 /* Make Box hold exactly what was written: finish the parts, commit (or the
  * single-request upload) as `name` in `parent_id` with content_modified_at

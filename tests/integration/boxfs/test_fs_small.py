@@ -192,6 +192,19 @@ def test_close_reports_upload_error(sim, mnt):
     assert_server_file(c, "fine.txt", b"yes")
 
 
+def test_failed_close_is_not_retried_behind_the_programs_back(sim, mnt):
+    """Once close() said EACCES, the file must not appear later (release
+    does not retry a failed commit)."""
+    sim.add_fault("kind=status,status=403,count=1,method=POST,"
+                  "path=/api/2.0/files/content")
+    got = errno_of(write_file, mnt.path / "once.txt", b"data")
+    assert got == errno.EACCES, errno.errorcode.get(got, got)
+    time.sleep(1.5)
+    assert sim.client.find("once.txt") is None
+    posts = [e for e in sim.log() if e["path"] == "/api/2.0/files/content"]
+    assert len(posts) == 1, posts
+
+
 @pytest.mark.boxfs_timeout(180)
 def test_persistent_500_gives_eio_at_close(sim, boxfs_factory):
     m = boxfs_factory(sim, "retries=2")
@@ -203,10 +216,10 @@ def test_persistent_500_gives_eio_at_close(sim, boxfs_factory):
     assert got == errno.EIO, errno.errorcode.get(got, got)
     assert time.monotonic() - t0 < 120
     assert sim.client.find("broken") is None
-    # close() retried before giving up (and gave up in bounded time above).
-    # The count is a lower bound only: the daemon retries again from
-    # release(), which can race with t1.
-    tries = [e for e in sim.log() if e["path"] == "/api/2.0/files/content"
-             and e["t"] <= t1]
-    assert len(tries) >= 2, tries
+    # close() retried (1 + retries attempts) before giving up, and nothing
+    # retries after close() reported the failure.
+    time.sleep(1)
+    tries = [e for e in sim.log() if e["path"] == "/api/2.0/files/content"]
+    assert len(tries) == 3, tries
+    assert all(e["t"] <= t1 for e in tries), tries
     assert all(e["status"] == 500 for e in tries), tries
