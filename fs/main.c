@@ -373,7 +373,7 @@ static int check_root(char *msg, size_t len)
  * HTTP layer is hidden unless -d asked for it. */
 static int quiet_check(char *msg, size_t len)
 {
-	int saved = -1, nul, err;
+	int saved = -1, nul, err, retries;
 
 	if (!boxfs_opts.debug) {
 		fflush(stderr);
@@ -384,9 +384,15 @@ static int quiet_check(char *msg, size_t len)
 		if (nul >= 0)
 			close(nul);
 	}
+	/* fail fast: a server that is down or refuses us at mount time gets
+	 * two more tries, not the full retry budget meant for uploads */
+	retries = boxfs_opts.retries;
+	if (boxfs_opts.retries > 2)
+		boxfs_opts.retries = 2;
 	err = box_check(msg, len);
 	if (!err)
 		err = check_root(msg, len);
+	boxfs_opts.retries = retries;
 	if (saved >= 0) {
 		fflush(stderr);
 		dup2(saved, STDERR_FILENO);
@@ -412,8 +418,12 @@ static int run(struct fuse_args *args, struct fuse_cmdline_opts *co)
 		goto out_inode;         /* libfuse printed why */
 	err = box_init();
 	if (err) {
-		fprintf(stderr, "boxfs: cannot set up the HTTP client: %s\n",
-			strerror(-err));
+		if (err == -ENOMEM)
+			fprintf(stderr, "boxfs: cannot set up the HTTP client: "
+				"out of memory\n");
+		else    /* auth printed which token source failed and why */
+			fprintf(stderr, "boxfs: cannot load the access token: %s\n",
+				strerror(-err));
 		goto out_session;
 	}
 	err = quiet_check(msg, sizeof(msg));
