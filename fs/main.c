@@ -19,10 +19,12 @@
 #include <unistd.h>
 
 #include "box.h"
+#include "config.h"
 #include "fsops.h"
 #include "inode.h"
 #include "log.h"
 #include "options.h"
+#include "status.h"
 #include "upload.h"
 #include "worker.h"
 
@@ -34,7 +36,7 @@ struct raw_opts {
 	char *api_url, *upload_url, *root_id, *token_file, *cafile, *cache_dir;
 	char *attr_ttl, *dir_ttl, *connect_timeout, *io_timeout, *retries;
 	char *part_parallel, *upload_threads, *mem_budget, *spool_max;
-	char *chunked_min;
+	char *chunked_min, *config;
 	int help, version;
 };
 
@@ -56,6 +58,15 @@ static const struct fuse_opt opt_spec[] = {
 	OPT("mem_budget=%s", mem_budget),
 	OPT("spool_max=%s", spool_max),
 	OPT("chunked_min=%s", chunked_min),
+	OPT("config=%s", config),
+	/* fstab words mount(8) may leave in the options: not for the kernel */
+	FUSE_OPT_KEY("_netdev", FUSE_OPT_KEY_DISCARD),
+	FUSE_OPT_KEY("nofail", FUSE_OPT_KEY_DISCARD),
+	FUSE_OPT_KEY("noauto", FUSE_OPT_KEY_DISCARD),
+	FUSE_OPT_KEY("auto", FUSE_OPT_KEY_DISCARD),
+	FUSE_OPT_KEY("user", FUSE_OPT_KEY_DISCARD),
+	FUSE_OPT_KEY("users", FUSE_OPT_KEY_DISCARD),
+	FUSE_OPT_KEY("nouser", FUSE_OPT_KEY_DISCARD),
 	{ "-h", offsetof(struct raw_opts, help), 1 },
 	{ "--help", offsetof(struct raw_opts, help), 1 },
 	{ "-V", offsetof(struct raw_opts, version), 1 },
@@ -65,7 +76,7 @@ static const struct fuse_opt opt_spec[] = {
 
 static void usage(const char *prog)
 {
-	printf("usage: %s [options] MOUNTPOINT\n\n"
+	printf("usage: %s [options] [SOURCE] MOUNTPOINT\n\n"
 "Mounts a Box folder (or any server speaking the Box content API).\n"
 "The access token comes from -o token_file=PATH or the BOX_TOKEN\n"
 "environment variable; it is never accepted on the command line.\n\n"
@@ -89,6 +100,9 @@ static void usage(const char *prog)
 "    -o spool_max=SIZE      spool disk use, all files (default 0 = free disk)\n"
 "    -o chunked_min=SIZE    files from this size use upload sessions\n"
 "                           (default 20000000)\n"
+"    -o config=PATH         config file, one option per line (default\n"
+"                           $XDG_CONFIG_HOME/boxfs/config or\n"
+"                           ~/.config/boxfs/config); -o options override it\n"
 "    SIZE: bytes, or with a K, M, G or T suffix (powers of 1024).\n\n"
 "general options:\n"
 "    -f                     stay in the foreground\n"
@@ -334,6 +348,7 @@ static void free_raw(struct raw_opts *r)
 	free(r->mem_budget);
 	free(r->spool_max);
 	free(r->chunked_min);
+	free(r->config);
 }
 
 /* Our fixed mount options; the user's -o options come after and win. */
@@ -479,11 +494,14 @@ out_inode:
 
 int main(int argc, char *argv[])
 {
-	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
 	struct fuse_cmdline_opts co;
 	struct raw_opts raw;
 	int ret = 1;
 
+	/* `boxfs status MOUNTPOINT`: a client, no FUSE option parsing */
+	if (argc >= 2 && !strcmp(argv[1], "status"))
+		return status_main(argc - 1, argv + 1);
 	memset(&raw, 0, sizeof(raw));
 	memset(&co, 0, sizeof(co));
 	signal(SIGPIPE, SIG_IGN);
@@ -492,6 +510,9 @@ int main(int argc, char *argv[])
 		setlocale(LC_CTYPE, "");
 	set_defaults();
 
+	/* the config file's options first, so the command line wins */
+	if (config_build_args(argc, argv, opt_spec, &args))
+		goto out;
 	if (fuse_opt_parse(&args, &raw, opt_spec, NULL) == -1)
 		goto out;
 	if (raw.help) {
