@@ -12,17 +12,21 @@
 #include <sys/xattr.h>
 #include <linux/fs.h>
 
+#include "auth.h"
 #include "box.h"
 #include "dir.h"
 #include "fsops.h"
+#include "http.h"
 #include "inode.h"
 #include "log.h"
 #include "options.h"
 #include "reader.h"
+#include "stats.h"
 #include "upload.h"
 
 #define XATTR_STATE "user.boxfs.state"
 #define XATTR_SIZE "user.boxfs.size"
+#define XATTR_STATUS "user.boxfs.status"  /* on the root: `boxfs status` */
 
 #ifndef RENAME_NOREPLACE
 #define RENAME_NOREPLACE (1 << 0)
@@ -1261,14 +1265,44 @@ static void reply_xattr(fuse_req_t req, const char *val, size_t len,
 		fuse_reply_buf(req, val, len);
 }
 
+/* The status JSON of the whole mount (stats.c); xattr values stop at 64 KiB,
+ * a longer one (hundreds of uploads) is refused with E2BIG. */
+static void getxattr_status(fuse_req_t req, size_t size)
+{
+	struct http_counters hc;
+	char auth[256];
+	size_t len;
+	char *js;
+
+	if (auth_state(auth, sizeof(auth)) <= 0)
+		auth[0] = '\0';
+	http_get_counters(&hc);
+	js = stats_json(auth, &hc);
+	if (!js) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	len = strlen(js);
+	if (len > 65536)
+		fuse_reply_err(req, E2BIG);
+	else
+		reply_xattr(req, js, len, size);
+	free(js);
+}
+
 static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 			size_t size)
 {
 	struct upload *up = NULL;
-	struct inode *in = inode_get(ino);
+	struct inode *in;
 	char val[512];
 	int len;
 
+	if (ino == FUSE_ROOT_ID && !strcmp(name, XATTR_STATUS)) {
+		getxattr_status(req, size);
+		return;
+	}
+	in = inode_get(ino);
 	if (!in) {
 		fuse_reply_err(req, ENOENT);
 		return;

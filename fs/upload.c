@@ -37,6 +37,7 @@
 #include "box.h"
 #include "log.h"
 #include "options.h"
+#include "stats.h"
 #include "upload.h"
 #include "worker.h"
 
@@ -559,6 +560,7 @@ static void upload_part_job(void *arg)
 		s->st[j->k] = P_DONE;
 		s->parts[j->k] = part;
 		s->ndone++;
+		stats_upload_part(u, len, s->ndone, s->bs.total_parts);
 		log_debug("upload: session %s part %" PRIu32 " accepted (%" PRIu32
 			  "/%" PRIu32 ")", s->bs.id, j->k, s->ndone,
 			  s->bs.total_parts);
@@ -1083,6 +1085,7 @@ void upload_free(struct upload *u)
 	}
 	upload_spool_release(u, 0);
 	pthread_mutex_unlock(&u->lock);
+	stats_upload_forget(u);
 	if (u->fd >= 0)
 		close(u->fd);
 	if (u->path)
@@ -1281,6 +1284,7 @@ int upload_declare_size(struct upload *u, uint64_t size,
 	s->refs++;
 	u->jobs++;
 	u->sess = s;
+	stats_upload_begin(u, name, size, 0);
 	j->u = u;
 	j->s = s;
 	rc = worker_submit(upload_create_job, j);
@@ -1368,6 +1372,7 @@ static int upload_commit_simple(struct upload *u, const char *parent_id,
 	upload_sess_drop(u, 1);
 	upload_hex(md, hex);
 	memcpy(id, u->file_id, sizeof(id));
+	stats_upload_committing(u);
 	pthread_mutex_unlock(&u->lock);
 	rc = box_upload_simple(parent_id, id[0] ? id : NULL, name, u->fd, size,
 			       hex, mtime, out, conflict);
@@ -1377,6 +1382,8 @@ static int upload_commit_simple(struct upload *u, const char *parent_id,
 		rc = box_upload_simple(parent_id, conflict, name, u->fd, size, hex,
 				       mtime, out, NULL);
 	}
+	if (!rc)
+		stats_bytes(size);
 	pthread_mutex_lock(&u->lock);
 	return rc;
 }
@@ -1416,6 +1423,8 @@ static int upload_commit_chunked(struct upload *u, const char *parent_id,
 	if (!upload_sess_usable(u, parent_id, name)) {
 		struct box_session nbs;
 
+		if (u->sess)  /* streamed parts are lost: all goes again */
+			stats_resend();
 		upload_sess_drop(u, 1);
 		s = upload_sess_new(u->file_id[0] ? u->file_id : NULL, parent_id,
 				    name, u->size);
@@ -1466,6 +1475,7 @@ static int upload_commit_chunked(struct upload *u, const char *parent_id,
 	}
 	memcpy(parts, s->parts, s->bs.total_parts * sizeof(*parts));
 	bs = s->bs;
+	stats_upload_committing(u);
 	pthread_mutex_unlock(&u->lock);
 	/* parts[] is indexed by part number, hence sorted by offset */
 	rc = box_session_commit(&bs, parts, bs.total_parts, md, mtime, out);
@@ -1499,6 +1509,7 @@ int upload_commit(struct upload *u, const char *parent_id, const char *name,
 		return 0;
 	}
 	u->committing = 1;
+	stats_upload_begin(u, name, u->size, 0);
 	pthread_mutex_lock(&up.lock);
 	up.committing++;
 	pthread_mutex_unlock(&up.lock);
@@ -1523,6 +1534,7 @@ int upload_commit(struct upload *u, const char *parent_id, const char *name,
 			/* the session expired or vanished: once more, anew */
 			log_warn("upload: session of %s gone; sending again",
 				 name ? name : u->file_id);
+			stats_resend();
 			rc = upload_commit_chunked(u, parent_id, name, mtime, md,
 						   out);
 		}
@@ -1533,6 +1545,7 @@ int upload_commit(struct upload *u, const char *parent_id, const char *name,
 			 "sent %" PRIu64 " bytes", out->size, out->sha1,
 			 name ? name : u->file_id, u->size);
 
+	stats_upload_end(u, rc, rc ? upload_reason(rc) : NULL);
 	if (rc) {
 		log_err("upload: commit of %s (%" PRIu64 " bytes) failed: %s; the "
 			"data stays in the spool", name ? name : u->file_id,
