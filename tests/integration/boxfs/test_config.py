@@ -163,6 +163,10 @@ def test_fstab_mount_through_mount_fuse3(sim, tmp_path):
     env["PATH"] = "%s:%s" % (bindir, env.get("PATH", "/usr/bin:/bin"))
     env.pop("BOX_TOKEN", None)
     env["XDG_CONFIG_HOME"] = str(tmp_path / "none")
+    # the daemon's stderr is /dev/null: sanitizer reports go to files
+    san = tmp_path / "san"
+    for k in ("ASAN_OPTIONS", "UBSAN_OPTIONS"):
+        env[k] = ":".join(filter(None, [env.get(k), "log_path=%s" % san]))
     out = open(tmp_path / "mount.out", "wb")
     pids = []
     try:
@@ -195,6 +199,8 @@ def test_fstab_mount_through_mount_fuse3(sim, tmp_path):
         while time.monotonic() < deadline and not all(map(_gone, pids)):
             time.sleep(0.1)
         assert all(map(_gone, pids)), "daemon still running after unmount"
+        reports = list(tmp_path.glob("san.*"))
+        assert not reports, reports[0].read_text(errors="replace")[:4000]
     finally:
         out.close()
         if is_fuse_mount(mp):
