@@ -88,13 +88,14 @@ def test_status_while_a_large_upload_runs(boxsim_factory, boxfs_factory):
         up = js["in_flight"][0]
         assert up["name"] == "big.bin", js
         assert up["total"] == n and up["parts_total"] == 7, js
-        assert up["bytes"] == up["parts_done"] * PS, js
+        # parts stay listed until close, even when all are up (slow host)
+        assert up["bytes"] == min(up["parts_done"] * PS, n), js
         assert up["rate"] > 0, js
         assert "uploading: 1" in text, text
         row = re.search(r"big\.bin\n\s+\[[#.]+\]\s+\d+%\s+(.+?) / (.+?)"
                         r"\s+parts (\d+)/7\s+(.+?)/s\s+ETA (\d+s|-)", text)
         assert row, text
-        assert 1 <= int(row.group(3)) < 7, text
+        assert 1 <= int(row.group(3)) <= 7, text
         assert row.group(2) == "6.0 MiB", text
     finally:
         w.stdin.close()
