@@ -30,6 +30,66 @@ static const char *const secrets[] = {
 	"box_token", "password", NULL
 };
 
+/* where each option of the file came from, for error messages about its
+ * value (which main checks later) */
+struct origin {
+	char *key, *val;
+	int line;
+};
+static struct origin *origins;
+static size_t n_origins;
+static char *origin_path;
+
+static int remember(const char *key, const char *val, int line)
+{
+	struct origin *o = realloc(origins, (n_origins + 1) * sizeof(*o));
+
+	if (!o)
+		return -1;
+	origins = o;
+	o += n_origins;
+	o->key = strdup(key);
+	o->val = strdup(val ? val : "");
+	o->line = line;
+	if (!o->key || !o->val) {
+		free(o->key);
+		free(o->val);
+		return -1;
+	}
+	n_origins++;
+	return 0;
+}
+
+const char *config_origin(const char *key, const char *val, int *line)
+{
+	size_t i = n_origins;
+
+	while (i-- > 0)
+		if (!strcmp(origins[i].key, key)) {
+			/* a different value came from the command line */
+			if (!val || strcmp(origins[i].val, val))
+				return NULL;
+			*line = origins[i].line;
+			return origin_path;
+		}
+	return NULL;
+}
+
+void config_free(void)
+{
+	size_t i;
+
+	for (i = 0; i < n_origins; i++) {
+		free(origins[i].key);
+		free(origins[i].val);
+	}
+	free(origins);
+	origins = NULL;
+	n_origins = 0;
+	free(origin_path);
+	origin_path = NULL;
+}
+
 static int in_list(const char *const *list, const char *s)
 {
 	for (; *list; list++)
@@ -164,7 +224,7 @@ static int load_file(const char *path, FILE *f, const struct fuse_opt *spec,
 				key ? key : "", key ? ": " : "", why);
 			return -1;
 		}
-		if (add_opt(out, key, val)) {
+		if (add_opt(out, key, val) || remember(key, val, no)) {
 			fprintf(stderr, "boxfs: out of memory\n");
 			return -1;
 		}
@@ -244,7 +304,8 @@ static int add_config(int argc, char *argv[], const struct fuse_opt *spec,
 	}
 	ret = load_file(path, f, spec, out);
 	fclose(f);
-	free(path);
+	free(origin_path);
+	origin_path = path;     /* kept for config_origin */
 	return ret;
 }
 

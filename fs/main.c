@@ -116,8 +116,14 @@ static void usage(const char *prog)
 
 static int bad(const char *opt, const char *val, const char *why)
 {
-	fprintf(stderr, "boxfs: invalid value '%s' for %s: %s\n", val, opt,
-		why);
+	int line;
+	const char *file = config_origin(opt, val, &line);
+
+	if (file)       /* name the line the user has to fix */
+		fprintf(stderr, "boxfs: %s:%d: ", file, line);
+	else
+		fprintf(stderr, "boxfs: ");
+	fprintf(stderr, "invalid value '%s' for %s: %s\n", val, opt, why);
 	return -1;
 }
 
@@ -550,5 +556,6 @@ out:
 	if (!raw.cache_dir && boxfs_opts.cache_dir)
 		free(boxfs_opts.cache_dir);
 	free_raw(&raw);
+	config_free();
 	return ret;
 }

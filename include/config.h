@@ -47,4 +47,12 @@ int config_known(const struct fuse_opt *spec, const char *key,
 int config_build_args(int argc, char *argv[], const struct fuse_opt *spec,
 		      struct fuse_args *out);
 
+/* The config file and line that set option key to val, or NULL when val
+ * did not come from the file (the command line overrode it). For error
+ * messages about values, which main checks after parsing. */
+const char *config_origin(const char *key, const char *val, int *line);
+
+/* Free what config_build_args kept for config_origin. */
+void config_free(void);
+
 #endif

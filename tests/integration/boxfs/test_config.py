@@ -91,6 +91,7 @@ def test_command_line_overrides_config(boxsim_factory, boxfs_factory,
     ("dir_ttl 5\n", 1, "option name"),
     ("attr_ttl=\n", 1, "missing value"),
     ("allow_other=yes\n", 1, "takes no value"),
+    ("dir_ttl=5\n\nattr_ttl=abc\n", 3, "invalid value 'abc' for attr_ttl"),
 ])
 def test_bad_config_line(sim, boxfs_factory, tmp_path, text, lineno, words):
     cfg = write_config(tmp_path / "bad.conf", text)

@@ -115,6 +115,17 @@ static void test_build_args(void **state)
 	assert_string_equal(a.argv[5], "/mnt");
 	assert_string_equal(a.argv[7], opt);
 	fuse_opt_free_args(&a);
+	/* value errors can name the line that set the value... */
+	{
+		int line = 0;
+
+		assert_string_equal(config_origin("dir_ttl", "7", &line), path);
+		assert_int_equal(line, 2);
+		/* ...but not a value the command line overrode */
+		assert_null(config_origin("dir_ttl", "3", &line));
+		assert_null(config_origin("attr_ttl", "1", &line));
+	}
+	config_free();
 
 	f = fopen(path, "w");
 	assert_non_null(f);
@@ -126,6 +137,7 @@ static void test_build_args(void **state)
 		assert_int_equal(config_build_args(4, argv, spec, &a), -1);
 	}
 	fuse_opt_free_args(&a);
+	config_free();
 	unlink(path);
 	rmdir(dir);
 }
