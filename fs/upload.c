@@ -793,6 +793,7 @@ static void upload_mark_written(struct upload *u, uint64_t off, uint64_t end,
 				log_info("upload: rewrite of part %" PRIu64 " already "
 					 "sent: session %s dropped, the file is "
 					 "re-sent at close", k, s->bs.id);
+				stats_resend();
 				upload_sess_drop(u, 1);
 				break;
 			}
@@ -802,6 +803,7 @@ static void upload_mark_written(struct upload *u, uint64_t off, uint64_t end,
 	if (s && u->size > s->size) {
 		log_info("upload: file grew past the declared size %" PRIu64
 			 ": session dropped", s->size);
+		stats_resend();
 		upload_sess_drop(u, 1);
 	}
 	if (off < u->sha_off)
@@ -1217,6 +1219,7 @@ int upload_truncate(struct upload *u, uint64_t size)
 			if (s->st[k] != P_NONE) {
 				log_info("upload: truncate below sent data: session %s "
 					 "dropped", s->bs.id);
+				stats_resend();
 				upload_sess_drop(u, 1);
 				break;
 			}
@@ -1369,6 +1372,8 @@ static int upload_commit_simple(struct upload *u, const char *parent_id,
 	uint64_t size = u->size;
 	int rc;
 
+	if (u->sess)  /* declared chunked, ended small: one request instead */
+		stats_resend();
 	upload_sess_drop(u, 1);
 	upload_hex(md, hex);
 	memcpy(id, u->file_id, sizeof(id));
