@@ -389,9 +389,18 @@ static void test_session(void **state)
 		assert_int_equal(parts[np].size, len);
 		np++;
 	}
-	/* the dropped part was checked by listing before being sent again */
+	/* the dropped part was checked by listing before being sent again.
+	 * boxsim logs a dropped connection when MHD reports it closed, which
+	 * can come after the later requests: give the line a moment. */
+	for (int i = 0; i < 40 && !logcount(from, "PUT", "/api/2.0/files/upload_sessions/*", 0, "reset"); i++)
+		usleep(50 * 1000);
 	assert_int_equal(logcount(from, "PUT", "/api/2.0/files/upload_sessions/*", 0, "reset"), 1);
-	assert_int_equal(logcount(from, "GET", "/api/2.0/files/upload_sessions/*/parts", 200, NULL), 1);
+	/* Whether curl saw the drop while still sending (an incomplete body can
+	 * never be a stored part: re-sent at once) or only after the body had
+	 * gone out (outcome unknown: listed first) is up to the kernel's socket
+	 * buffers, so at most one listing; never an overlap (416). */
+	assert_in_range(logcount(from, "GET", "/api/2.0/files/upload_sessions/*/parts", 200, NULL), 0, 1);
+	assert_int_equal(logcount(from, "PUT", "/api/2.0/files/upload_sessions/*", 416, NULL), 0);
 	assert_int_equal(logcount(from, "PUT", "/api/2.0/files/upload_sessions/*", 200, "-"), 4);
 	/* sending a stored part again is resolved by listing, not an error */
 	codec_sha1(b, PART, md);
