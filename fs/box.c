@@ -381,6 +381,19 @@ static int box_run(struct box_call *c, char conflict_id[BOX_ID_MAX])
 	return box_result(c, rc, conflict_id);
 }
 
+/* Send `json` (owned: always freed) as the body of a prepared call and run
+ * it. rc: an error from preparing the call; bad: building the JSON failed. */
+static int box_send_json(struct box_call *c, int rc, cJSON *json, int bad,
+			 char conflict_id[BOX_ID_MAX])
+{
+	if (rc || bad) {
+		cJSON_Delete(json);
+		return rc ? rc : -ENOMEM;
+	}
+	rc = box_json_body(c, json);
+	return rc ? rc : box_run(c, conflict_id);
+}
+
 cJSON *box_parse_json(char *body, size_t len)
 {
 	size_t i, k;
@@ -647,17 +660,11 @@ int box_create_folder(const char *parent_id, const char *name,
 	p = box_parent_obj(parent_id);
 	if (!j || !p || !cJSON_AddStringToObject(j, "name", name)) {
 		cJSON_Delete(p);
-		cJSON_Delete(j);
-		j = NULL;
+		rc = box_send_json(&c, rc, j, 1, conflict_id);
 	} else {
 		cJSON_AddItemToObject(j, "parent", p);
+		rc = box_send_json(&c, rc, j, 0, conflict_id);
 	}
-	if (!rc)
-		rc = box_json_body(&c, j);
-	else
-		cJSON_Delete(j);
-	if (!rc)
-		rc = box_run(&c, conflict_id);
 	if (!rc)
 		rc = box_answer_item(&c, out);
 	/* a retried create (after a 5xx) may find the folder its first try
@@ -706,16 +713,7 @@ int box_update(enum box_type type, const char *id, const char *new_name,
 		else if (!cJSON_AddStringToObject(j, "content_modified_at", ts))
 			bad = 1;
 	}
-	if (bad) {
-		cJSON_Delete(j);
-		j = NULL;
-	}
-	if (!rc)
-		rc = box_json_body(&c, j);
-	else
-		cJSON_Delete(j);
-	if (!rc)
-		rc = box_run(&c, NULL);
+	rc = box_send_json(&c, rc, j, bad, NULL);
 	if (!rc)
 		rc = box_answer_item(&c, out);
 	box_call_free(&c);
@@ -975,16 +973,7 @@ int box_session_create(const char *parent_id, const char *file_id,
 	if (!bad && !file_id)
 		bad = !cJSON_AddStringToObject(j, "folder_id", parent_id) ||
 			!cJSON_AddStringToObject(j, "file_name", name);
-	if (bad) {
-		cJSON_Delete(j);
-		j = NULL;
-	}
-	if (!rc)
-		rc = box_json_body(&c, j);
-	else
-		cJSON_Delete(j);
-	if (!rc)
-		rc = box_run(&c, conflict_id);
+	rc = box_send_json(&c, rc, j, bad, conflict_id);
 	if (!rc) {
 		cJSON *a = box_answer(&c);
 		if (!a || box_parse_session(a, out)) {

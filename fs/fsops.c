@@ -492,6 +492,24 @@ static void finish_removal(fuse_ino_t parent, struct inode *in)
 	inode_unlock();
 }
 
+/* Delete `in` on Box (nothing to do for a file not committed yet: id "")
+ * and drop it from the tree; an item already gone counts as removed. Takes
+ * over the reference on `in`. */
+static int remove_on_box(fuse_ino_t parent, struct inode *in,
+			 enum box_type type, const char *id)
+{
+	int ret = id[0] ? box_delete(type, id, 0) : 0;
+
+	if (ret == -ENOENT)
+		ret = 0;
+	if (ret) {
+		inode_put(in);
+		return ret;
+	}
+	finish_removal(parent, in);
+	return 0;
+}
+
 static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	char id[BOX_ID_MAX];
@@ -505,16 +523,7 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	inode_unlock();
 	if (ret)
 		goto out;
-	/* a file not committed yet exists only here */
-	if (id[0])
-		ret = box_delete(BOX_FILE, id, 0);
-	if (ret == -ENOENT)
-		ret = 0;
-	if (ret) {
-		inode_put(in);
-		goto out;
-	}
-	finish_removal(parent, in);
+	ret = remove_on_box(parent, in, BOX_FILE, id);
 out:
 	fuse_reply_err(req, -ret);
 }
@@ -539,14 +548,7 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 			inode_put(in);
 		goto out;
 	}
-	ret = box_delete(BOX_FOLDER, id, 0);
-	if (ret == -ENOENT)
-		ret = 0;
-	if (ret) {
-		inode_put(in);
-		goto out;
-	}
-	finish_removal(parent, in);
+	ret = remove_on_box(parent, in, BOX_FOLDER, id);
 out:
 	fuse_reply_err(req, -ret);
 }
