@@ -445,7 +445,7 @@ static void items_list(struct req *r, struct item *f)
 		limit = 1000;
 	if (marker && mk && *mk) {
 		char dec[32];
-		long len = parse_b64_decode(mk, (unsigned char *)dec,
+		long len = codec_b64_decode(mk, (unsigned char *)dec,
 					    sizeof(dec) - 1);
 
 		if (len < 2 || dec[0] != 'm' ||
@@ -473,7 +473,7 @@ static void items_list(struct req *r, struct item *f)
 			char m[32], enc[48];
 			int l = snprintf(m, sizeof(m), "m%zu", to);
 
-			parse_b64_encode((unsigned char *)m, (size_t)l, enc);
+			codec_b64_encode((unsigned char *)m, (size_t)l, enc, sizeof(enc));
 			cJSON_AddStringToObject(o, "next_marker", enc);
 		}
 		cJSON_AddItemToObject(o, "entries",

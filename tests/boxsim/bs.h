@@ -16,6 +16,7 @@
 #include <pthread.h>
 #include <stdint.h>
 
+#include "codec.h"
 #include "parse.h"
 
 /* users/me max_upload_size and space_amount */

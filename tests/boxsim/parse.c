@@ -1,5 +1,6 @@
 /* parse.c - boxsim's pure parsers; see parse.h. */
 #include "parse.h"
+#include "codec.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -55,110 +56,6 @@ int parse_content_range(const char *s, uint64_t *first, uint64_t *last,
 	return *first <= *last ? 0 : -1;
 }
 
-static const char b64[] =
-	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-void parse_b64_encode(const unsigned char *in, size_t n, char *out)
-{
-	size_t i;
-
-	for (i = 0; i + 2 < n; i += 3) {
-		*out++ = b64[in[i] >> 2];
-		*out++ = b64[((in[i] & 3) << 4) | (in[i + 1] >> 4)];
-		*out++ = b64[((in[i + 1] & 15) << 2) | (in[i + 2] >> 6)];
-		*out++ = b64[in[i + 2] & 63];
-	}
-	if (n - i == 1) {
-		*out++ = b64[in[i] >> 2];
-		*out++ = b64[(in[i] & 3) << 4];
-		*out++ = '=';
-		*out++ = '=';
-	} else if (n - i == 2) {
-		*out++ = b64[in[i] >> 2];
-		*out++ = b64[((in[i] & 3) << 4) | (in[i + 1] >> 4)];
-		*out++ = b64[(in[i + 1] & 15) << 2];
-		*out++ = '=';
-	}
-	*out = 0;
-}
-
-static int b64val(char c)
-{
-	const char *p = c ? strchr(b64, c) : NULL;
-
-	return p ? (int)(p - b64) : -1;
-}
-
-long parse_b64_decode(const char *in, unsigned char *out, size_t outlen)
-{
-	size_t n = strlen(in), i, o = 0;
-
-	if (n % 4)
-		return -1;
-	for (i = 0; i < n; i += 4) {
-		int v[4], k, pad = 0;
-
-		for (k = 0; k < 4; k++) {
-			if (in[i + k] == '=' && i + 4 == n && k >= 2) {
-				v[k] = 0;
-				pad++;
-				continue;
-			}
-			if (pad)
-				return -1;	/* data after '=' */
-			v[k] = b64val(in[i + k]);
-			if (v[k] < 0)
-				return -1;
-		}
-		if (o + 3 - (size_t)pad > outlen)
-			return -1;
-		out[o++] = (unsigned char)((v[0] << 2) | (v[1] >> 4));
-		if (pad < 2)
-			out[o++] = (unsigned char)(((v[1] & 15) << 4) | (v[2] >> 2));
-		if (pad < 1)
-			out[o++] = (unsigned char)(((v[2] & 3) << 6) | v[3]);
-	}
-	return (long)o;
-}
-
-void parse_hex(const unsigned char *in, size_t n, char *out)
-{
-	static const char hx[] = "0123456789abcdef";
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		out[2 * i] = hx[in[i] >> 4];
-		out[2 * i + 1] = hx[in[i] & 15];
-	}
-	out[2 * n] = 0;
-}
-
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-int parse_unhex(const char *in, unsigned char *out, size_t n)
-{
-	size_t i;
-
-	if (strlen(in) != 2 * n)
-		return -1;
-	for (i = 0; i < n; i++) {
-		int hi = hexval(in[2 * i]), lo = hexval(in[2 * i + 1]);
-
-		if (hi < 0 || lo < 0)
-			return -1;
-		out[i] = (unsigned char)(hi << 4 | lo);
-	}
-	return 0;
-}
 
 int parse_digest_sha1(const char *s, unsigned char out[20])
 {
@@ -183,7 +80,7 @@ int parse_digest_sha1(const char *s, unsigned char out[20])
 		e = v + strlen(v);
 		while (e > v && (e[-1] == ' ' || e[-1] == '\t'))
 			*--e = 0;
-		return parse_b64_decode(v, out, 20) == 20 ? 0 : -1;
+		return codec_b64_decode(v, out, 20) == 20 ? 0 : -1;
 	}
 	return -1;
 }
@@ -364,15 +261,17 @@ int parse_form_get(const char *body, const char *key, char *out,
 				if (c == '+') {
 					c = ' ';
 				} else if (c == '%') {
-					int hi, lo;
+					char hx[3];
+					unsigned char b;
 
 					if (end - v < 3)
 						return -1;
-					hi = hexval(v[1]);
-					lo = hexval(v[2]);
-					if (hi < 0 || lo < 0)
+					hx[0] = v[1];
+					hx[1] = v[2];
+					hx[2] = 0;
+					if (codec_hex_decode(hx, &b, 1))
 						return -1;
-					c = (char)(hi << 4 | lo);
+					c = (char)b;
 					v += 2;
 				}
 				if (o + 1 >= outlen)

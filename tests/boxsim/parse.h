@@ -20,14 +20,7 @@ int parse_content_range(const char *s, uint64_t *first, uint64_t *last,
  * 0 ok, -1 malformed or no sha entry. */
 int parse_digest_sha1(const char *s, unsigned char out[20]);
 
-/* Base64 (standard alphabet, padded). encode writes a NUL-terminated
- * string of 4*ceil(n/3) chars; decode returns the decoded length or -1. */
-void parse_b64_encode(const unsigned char *in, size_t n, char *out);
-long parse_b64_decode(const char *in, unsigned char *out, size_t outlen);
-/* Lower-case hex; out must hold 2*n+1. */
-void parse_hex(const unsigned char *in, size_t n, char *out);
-/* Hex (either case) of exactly 2*n chars into n bytes. 0 ok, -1 bad. */
-int parse_unhex(const char *in, unsigned char *out, size_t n);
+/* Base64 and hex come from the daemon's codec (include/codec.h). */
 
 /* Range request header "bytes=a-b" | "bytes=a-" | "bytes=-n" against a file
  * of `size` bytes.  0: satisfiable, [*start, *end] inclusive; 1: header

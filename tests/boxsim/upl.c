@@ -170,7 +170,7 @@ static cJSON *part_json(const struct part *p)
 
 	if (!o)
 		return NULL;
-	parse_hex(p->sha, 20, hex);
+	codec_hex_encode(p->sha, 20, hex);
 	cJSON_AddStringToObject(o, "part_id", p->id);
 	cJSON_AddNumberToObject(o, "offset", (double)p->off);
 	cJSON_AddNumberToObject(o, "size", (double)p->size);
@@ -829,7 +829,7 @@ static int parts_match(struct sess *s, cJSON *list, char *msg, size_t mlen)
 			struct part *p = &s->parts[i];
 			char hex[41];
 
-			parse_hex(p->sha, 20, hex);
+			codec_hex_encode(p->sha, 20, hex);
 			if (!strcmp(p->id, id->valuestring) &&
 			    (double)p->off == off->valuedouble &&
 			    (double)p->size == sz->valuedouble &&
@@ -924,8 +924,8 @@ static void commit_done(struct req *r)
 		goto unbusy;
 	}
 	if (memcmp(got, want, 20)) {
-		parse_b64_encode(got, 20, e1);
-		parse_b64_encode(want, 20, e2);
+		codec_b64_encode(got, 20, e1, sizeof(e1));
+		codec_b64_encode(want, 20, e2, sizeof(e2));
 		snprintf(msg, sizeof(msg),
 			 "File digest was incorrect. Actual: %s Expected: %s",
 			 e1, e2);
@@ -934,7 +934,7 @@ static void commit_done(struct req *r)
 	}
 	in.tmp = s->path;
 	in.size = s->file_size;
-	parse_hex(got, 20, in.sha1);
+	codec_hex_encode(got, 20, in.sha1);
 	in.folder = s->folder_id;
 	in.file = s->file_id;
 	in.name = s->name;
@@ -1174,7 +1174,7 @@ static void simple_done(struct req *r)
 		return;
 	}
 	EVP_DigestFinal_ex(sm->md, got, &glen);
-	if (md5 && (parse_unhex(md5, want, 20) || memcmp(want, got, 20))) {
+	if (md5 && (codec_hex_decode(md5, want, 20) || memcmp(want, got, 20))) {
 		http_error(r, 400, "bad_digest",
 			   "The specified content-md5 did not match what we received",
 			   NULL);
@@ -1219,7 +1219,7 @@ static void simple_done(struct req *r)
 	sm->fd = -1;
 	in.tmp = sm->tmp;
 	in.size = sm->size;
-	parse_hex(got, 20, in.sha1);
+	codec_hex_encode(got, 20, in.sha1);
 	in.file = sm->file;
 	install(r, &in, sm->file ? 200 : 201);
 	if (r->status == 200 || r->status == 201)

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "codec.h"
 #include "parse.h"
 
 static void test_content_range(void **st)
@@ -39,7 +40,7 @@ static void test_digest(void **st)
 
 	(void)st;
 	/* sha1("abc") */
-	assert_int_equal(parse_unhex("a9993e364706816aba3e25717850c26c9cd0d89d",
+	assert_int_equal(codec_hex_decode("a9993e364706816aba3e25717850c26c9cd0d89d",
 				     want, 20), 0);
 	assert_int_equal(parse_digest_sha1("sha=qZk+NkcGgWq6PiVxeFDCbJzQ2J0=", d), 0);
 	assert_memory_equal(d, want, 20);
@@ -63,23 +64,23 @@ static void test_base64_hex(void **st)
 	unsigned char bin[8];
 
 	(void)st;
-	parse_b64_encode((const unsigned char *)"ab", 2, out);
+	codec_b64_encode((const unsigned char *)"ab", 2, out, sizeof(out));
 	assert_string_equal(out, "YWI=");
-	parse_b64_encode((const unsigned char *)"abc", 3, out);
+	codec_b64_encode((const unsigned char *)"abc", 3, out, sizeof(out));
 	assert_string_equal(out, "YWJj");
-	parse_b64_encode((const unsigned char *)"a", 1, out);
+	codec_b64_encode((const unsigned char *)"a", 1, out, sizeof(out));
 	assert_string_equal(out, "YQ==");
-	assert_int_equal(parse_b64_decode("YWI=", bin, sizeof(bin)), 2);
+	assert_int_equal(codec_b64_decode("YWI=", bin, sizeof(bin)), 2);
 	assert_memory_equal(bin, "ab", 2);
-	assert_int_equal(parse_b64_decode("YQ=a", bin, sizeof(bin)), -1);
-	assert_int_equal(parse_b64_decode("Y===", bin, sizeof(bin)), -1);
-	assert_int_equal(parse_b64_decode("YWJjYWJjYWJj", bin, sizeof(bin)), -1);
-	parse_hex((const unsigned char *)"\x01\xab", 2, out);
+	assert_int_equal(codec_b64_decode("YQ=a", bin, sizeof(bin)), -1);
+	assert_int_equal(codec_b64_decode("Y===", bin, sizeof(bin)), -1);
+	assert_int_equal(codec_b64_decode("YWJjYWJjYWJj", bin, sizeof(bin)), -1);
+	codec_hex_encode((const unsigned char *)"\x01\xab", 2, out);
 	assert_string_equal(out, "01ab");
-	assert_int_equal(parse_unhex("01AB", bin, 2), 0);
+	assert_int_equal(codec_hex_decode("01AB", bin, 2), 0);
 	assert_memory_equal(bin, "\x01\xab", 2);
-	assert_int_equal(parse_unhex("01A", bin, 2), -1);
-	assert_int_equal(parse_unhex("01AG", bin, 2), -1);
+	assert_int_equal(codec_hex_decode("01A", bin, 2), -1);
+	assert_int_equal(codec_hex_decode("01AG", bin, 2), -1);
 }
 
 static void test_byte_range(void **st)
