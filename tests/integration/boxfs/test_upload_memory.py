@@ -55,6 +55,8 @@ def test_memory_within_budget_2gib(boxsim_factory, boxfs_factory, declare):
     # Part buffers are bounded by the budget; allow 64 MiB for libcurl,
     # FUSE request buffers, thread stacks and the allocator's slack.
     limit = base + budget + 64 * MiB
+    print("boxfs VmHWM %d MiB writing %d MiB (start %d MiB, budget %d MiB)" % (
+        peak // MiB, n // MiB, base // MiB, budget // MiB))
     assert mid <= limit and peak <= limit, \
         "VmHWM %d MiB (while writing %d MiB), start %d MiB, budget %d MiB" % (
             peak // MiB, mid // MiB, base // MiB, budget // MiB)
