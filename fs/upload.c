@@ -68,7 +68,7 @@ struct usess {
 	unsigned char *st;      /* enum part_state per part */
 	struct box_part *parts; /* accepted records, by part index */
 	uint32_t ndone;
-	uint32_t cursor;        /* parts below were all queued at least once */
+	uint32_t cursor;        /* parts below were queued (part 0: at commit) */
 	int inflight;
 };
 
@@ -582,7 +582,9 @@ static void upload_part_job(void *arg)
 }
 
 /* Queue the parts that can go now. all == 0 (streaming): parts whose bytes
- * are all written, in order. all == 1 (commit): every part not done. At most
+ * are all written, in order, except the first: it is held back until the
+ * commit, so a header rewritten after the body (WAV, MP4, zip writers) costs
+ * no re-send. all == 1 (commit): every part not done. At most
  * part_parallel in flight; memory reserved before a job exists. */
 static void upload_pump(struct upload *u, int all)
 {
@@ -600,7 +602,7 @@ static void upload_pump(struct upload *u, int all)
 
 		if (s->inflight >= upload_parallel())
 			break;
-		if (s->st[k] == P_QUEUED || s->st[k] == P_DONE)
+		if (s->st[k] == P_QUEUED || s->st[k] == P_DONE || (!all && !k))
 			continue;
 		upload_part_range(s, k, &off, &len);
 		if (!all && u->prefix < off + len)
