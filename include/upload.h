@@ -9,9 +9,10 @@
  * from it and reads of a file being written see its data. Part-sized blocks
  * are SHA-1 hashed as they complete.
  *   - size known early (upload_declare_size): the session is created at once
- *     and every completed part is PUT from the worker pool while the program
- *     keeps writing; memory holds only parts in flight (global budget
- *     boxfs_opts.mem_budget: writers block when it is full).
+ *     and every completed part but the first is PUT from the worker pool
+ *     while the program keeps writing (the first goes at commit, so a header
+ *     rewrite costs nothing); memory holds only parts in flight (global
+ *     budget boxfs_opts.mem_budget: writers block when it is full).
  *   - size unknown: at commit the session is created and the parts go up in
  *     parallel from the spool.
  *   - final size < boxfs_opts.chunked_min: one single-request upload.

@@ -262,3 +262,21 @@ def test_rsync_delta_inplace_and_sparse(small, tmp_path):
     run("rsync", "-a", "--inplace", "--no-whole-file", str(src) + "/",
         str(dst) + "/")
     assert check_copy(c, src, dst, "d") == ids
+
+
+def test_rsync_and_cp_a_of_a_tree_with_a_symlink(sim, mnt, tmp_path):
+    """The symlink is refused (EPERM, reported by the program), the rest
+    of the tree is copied."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "f").write_bytes(b"file")
+    os.symlink("f", src / "link")
+    r = run("rsync", "-a", str(src) + "/", str(mnt.path / "r") + "/",
+            check=False)
+    assert r.returncode == 23 and "Operation not permitted" in r.stderr, r
+    r = run("cp", "-a", src, mnt.path / "c", check=False)
+    assert r.returncode == 1 and "Operation not permitted" in r.stderr, r
+    for d in ("r", "c"):
+        assert_server_file(sim.client, d + "/f", b"file")
+        assert sorted(os.listdir(mnt.path / d)) == ["f"]
+    run("rsync", "-a", "--no-links", str(src) + "/", str(mnt.path / "r") + "/")

@@ -8,11 +8,13 @@ around the chunked minimum stay small."""
 
 import os
 import re
+import signal
+import subprocess
 
 import pytest
 
 from boxfs_helpers import (assert_server_file, box_time, data_of, read_file,
-                           run)
+                           run, wait_until)
 from test_upload_sizes import CM, PS, final_log, small_sim, upload_requests
 
 # name -> size; the mtimes have fractions of a second on purpose (Box keeps
@@ -181,3 +183,52 @@ def test_rsync_append(small, tmp_path, opt):
     run("rsync", "-a", opt, str(src) + "/", str(dst) + "/")
     # appended in place: new versions of the same files
     assert check_copy(c, src, dst, "d") == ids
+
+
+def group_alive(pgid):
+    """Is any process of process group pgid still running?"""
+    for pid in os.listdir("/proc"):
+        try:
+            with open("/proc/%s/stat" % pid) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            return True
+    return False
+
+
+@pytest.mark.boxfs_timeout(180)
+def test_rsync_partial_interrupted_then_resumed(small, tmp_path):
+    """rsync --partial interrupted mid-file keeps what it got under the
+    final name; the next run completes it."""
+    sim, m = small
+    src = tmp_path / "src"
+    make_tree(src, {"f.bin": CM + PS})
+    dst = m.path / "d"
+    os.mkdir(dst)
+    p = subprocess.Popen(["rsync", "-a", "--partial", "--bwlimit=1000",
+                          str(src) + "/", str(dst) + "/"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         start_new_session=True)
+    try:
+        wait_until(lambda: any(n.startswith(".f.bin.") and
+                               os.stat(dst / n).st_size > 0
+                               for n in os.listdir(dst)),
+                   timeout=30, what="rsync's temp file")
+        # as ^C does: to the whole group (rsync's receiver is a child)
+        os.killpg(p.pid, signal.SIGINT)
+        assert p.wait(timeout=30) == 20
+        wait_until(lambda: not group_alive(p.pid), timeout=30,
+                   what="rsync's receiver to finish")
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+    part = read_file(dst / "f.bin")
+    full = read_file(src / "f.bin")
+    assert 0 < len(part) < len(full) and full.startswith(part)
+    assert_server_file(sim.client, "d/f.bin", part)
+    assert sorted(os.listdir(dst)) == ["a", "f.bin"]
+    run("rsync", "-a", "--partial", str(src) + "/", str(dst) + "/")
+    check_copy(sim.client, src, dst, "d")
