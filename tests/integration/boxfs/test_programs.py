@@ -280,3 +280,48 @@ def test_rsync_and_cp_a_of_a_tree_with_a_symlink(sim, mnt, tmp_path):
         assert_server_file(sim.client, d + "/f", b"file")
         assert sorted(os.listdir(mnt.path / d)) == ["f"]
     run("rsync", "-a", "--no-links", str(src) + "/", str(mnt.path / "r") + "/")
+
+
+@pytest.mark.boxfs_timeout(180)
+def test_wave_and_zip_writers(small, tmp_path):
+    """Python's wave and zipfile modules patch their headers after the
+    body. wave with a declared size streams, and its header patch at close
+    re-sends nothing; zipfile (size unknown) goes at close. Both read back
+    intact from the mount and from the server's bytes."""
+    import io
+    import wave
+    import zipfile
+    sim, m = small
+    frames = data_of(CM + PS, 8)
+    path = m.path / "t.wav"
+    mark = sim.log_mark()
+    with open(path, "wb") as f:
+        os.setxattr(path, "user.boxfs.size", str(44 + len(frames)).encode())
+        w = wave.open(f, "wb")
+        w.setnchannels(2)
+        w.setsampwidth(2)
+        w.setframerate(44100)
+        # the header is written with the first chunk's frame count and
+        # patched by close()
+        w.writeframesraw(frames[:PS])
+        w.writeframesraw(frames[PS:])
+        w.close()
+    simple, sessions, creates = upload_requests(final_log(sim, mark))
+    assert simple == [] and len(creates) == 1, creates
+    assert_parts_once(committed_session(sessions), 44 + len(frames), PS)
+    srv = sim.client.download(sim.client.find("t.wav")["id"])
+    assert srv == read_file(path)
+    with wave.open(io.BytesIO(srv)) as r:
+        assert r.getnframes() == len(frames) // 4
+        assert r.readframes(len(frames)) == frames
+
+    with zipfile.ZipFile(m.path / "a.zip", "w") as z:
+        z.writestr("one.txt", b"one" * 1000)
+        with z.open("big.bin", "w", force_zip64=True) as e:
+            e.write(frames[:PS])
+    srv = sim.client.download(sim.client.find("a.zip")["id"])
+    assert srv == read_file(m.path / "a.zip")
+    with zipfile.ZipFile(io.BytesIO(srv)) as z:
+        assert z.testzip() is None
+        assert z.read("one.txt") == b"one" * 1000
+        assert z.read("big.bin") == frames[:PS]
