@@ -457,52 +457,45 @@ static void test_small_and_empty(void **st)
 	free(d);
 }
 
-static void test_rewrite_of_sent_part(void **st)
+/* Stream a declared file, wait for the parts that go while writing, then
+ * rewrite 44 bytes at off before the commit. */
+static void rewrite_after_body(size_t off, const char *name, int creates,
+			       int puts)
 {
 	unsigned char *d = gen(N, 4);
 	struct box_item it;
 	struct upload *u = upload_new(NULL, 0);
 
-	(void)st;
 	reset();
-	assert_int_equal(upload_declare_size(u, N, "0", "r"), 0);
-	wr(u, d, N, 0, PSIZE);
-	wait_puts(7);
-	memset(d + PSIZE + 10, 1, 20);
-	wr(u, d + PSIZE + 10, 20, PSIZE + 10, 20);
-	assert_int_equal(upload_commit(u, "0", "r", 0, &it), 0);
-	assert_int_equal(counter(&n_create), 2);
-	assert_int_equal(counter(&n_put), 7 + 8);
-	assert_true(counter(&n_abort) >= 1);
-	expect_file("r", d, N);
+	assert_int_equal(upload_declare_size(u, N, "0", name), 0);
+	wr(u, d, N, 0, 100);
+	wait_puts(7);       /* all but the first, held back for the commit */
+	memset(d + off, 'H', 44);
+	wr(u, d + off, 44, off, 44);
+	assert_int_equal(upload_commit(u, "0", name, 0, &it), 0);
+	assert_int_equal(counter(&n_create), creates);
+	assert_int_equal(counter(&n_put), puts);
+	expect_file(name, d, N);
 	upload_free(u);
 	free(d);
+}
+
+/* A write into a part already sent: the file goes again in a new session. */
+static void test_rewrite_of_sent_part(void **st)
+{
+	(void)st;
+	rewrite_after_body(PSIZE + 10, "r", 2, 7 + 8);
+	assert_true(counter(&n_abort) >= 1);
 }
 
 /* A header rewritten after the body (WAV, MP4, zip writers): the first part
  * was held back, so nothing is re-sent and it goes last, at the commit. */
 static void test_header_rewrite(void **st)
 {
-	unsigned char *d = gen(N, 9);
-	struct box_item it;
-	struct upload *u = upload_new(NULL, 0);
-
 	(void)st;
-	reset();
-	assert_int_equal(upload_declare_size(u, N, "0", "h"), 0);
-	memset(d, 0, 44);
-	wr(u, d, N, 0, 100);
-	wait_puts(7);
-	memset(d, 'H', 44);
-	wr(u, d, 44, 0, 44);
-	assert_int_equal(upload_commit(u, "0", "h", 0, &it), 0);
-	assert_int_equal(counter(&n_create), 1);
-	assert_int_equal(counter(&n_put), 8);
+	rewrite_after_body(0, "h", 1, 8);
 	assert_int_equal(counter(&n_put0_at), 8);
 	assert_int_equal(counter(&n_abort), 0);
-	expect_file("h", d, N);
-	upload_free(u);
-	free(d);
 }
 
 static void test_size_differs_from_declared(void **st)
