@@ -325,3 +325,25 @@ def test_wave_and_zip_writers(small, tmp_path):
         assert z.testzip() is None
         assert z.read("one.txt") == b"one" * 1000
         assert z.read("big.bin") == frames[:PS]
+
+
+def test_dd_flags_and_tee_a(sim, mnt, tmp_path):
+    """dd oflag=direct / conv=fsync / oflag=append, tee -a: bytes on Box."""
+    c = sim.client
+    blk = data_of(64 * 1024, 9)
+    src = tmp_path / "blk"
+    src.write_bytes(blk)
+    out = mnt.path / "dd"
+    run("dd", "if=%s" % src, "of=%s" % out, "bs=4096", "oflag=direct",
+        "status=none")
+    assert_server_file(c, "dd", blk)
+    run("dd", "if=%s" % src, "of=%s" % out, "bs=4096", "conv=fsync",
+        "count=2", "status=none")
+    assert_server_file(c, "dd", blk[:8192])
+    run("dd", "if=%s" % src, "of=%s" % out, "bs=4096", "count=1",
+        "oflag=append", "conv=notrunc", "status=none")
+    assert_server_file(c, "dd", blk[:8192] + blk[:4096])
+    run("tee", "-a", out, input=b"teed\n", text=False)
+    want = blk[:8192] + blk[:4096] + b"teed\n"
+    assert_server_file(c, "dd", want)
+    assert read_file(out) == want
