@@ -207,7 +207,7 @@ def test_rsync_partial_interrupted_then_resumed(small, tmp_path):
     make_tree(src, {"f.bin": CM + PS})
     dst = m.path / "d"
     os.mkdir(dst)
-    p = subprocess.Popen(["rsync", "-a", "--partial", "--bwlimit=1000",
+    p = subprocess.Popen(["rsync", "-a", "--partial", "--bwlimit=300",
                           str(src) + "/", str(dst) + "/"],
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                          start_new_session=True)
