@@ -197,7 +197,8 @@ static void log_request(struct req *r)
 	o = cJSON_CreateObject();
 	if (!o)
 		return;
-	cJSON_AddNumberToObject(o, "t", (double)(int64_t)(r->t0 * 1000) / 1000);
+	cJSON_AddNumberToObject(o, "t",
+				(double)(int64_t)(r->t0 * 1000000) / 1000000);
 	cJSON_AddStringToObject(o, "method", r->method);
 	cJSON_AddStringToObject(o, "path", r->path);
 	cJSON_AddStringToObject(o, "query", r->query);

@@ -271,8 +271,11 @@ class Boxsim:
             time.sleep(0.02)
 
     def log(self, since=0, settle=True):
-        """Parsed request log entries written after `since` (a log_mark).
-        A line still being written (no newline yet) is left out."""
+        """Parsed request log entries written after `since` (a log_mark),
+        in the order the requests arrived (field "t", microseconds).  boxsim
+        writes a line when a request completes, so under load the lines of
+        two back-to-back requests can land in the file swapped.  A line
+        still being written (no newline yet) is left out."""
         if settle:
             self._settle_log()
         try:
@@ -285,4 +288,5 @@ class Boxsim:
         for line in raw.split(b"\n")[:-1]:
             if line.strip():
                 out.append(json.loads(line))
+        out.sort(key=lambda e: e.get("t", 0))  # stable: ties keep file order
         return out
