@@ -60,6 +60,9 @@ int upload_declare_size(struct upload *u, uint64_t size,
 			const char *parent_id, const char *name);
 
 uint64_t upload_size(struct upload *u);
+/* The size announced by upload_declare_size, 0 if none (or withdrawn by
+ * declaring 0: the session is dropped, the file is sent at close). */
+uint64_t upload_declared(struct upload *u);
 /* 1 when there is data Box does not have yet. */
 int upload_dirty(struct upload *u);
 /* 1 when the last commit failed and nothing was written since (release
