@@ -233,3 +233,17 @@ def test_two_inputs_no_prediction(boxsim_factory, boxfs_factory, tmp_path):
         simple, sessions, made = upload_requests(final_log(sim, mark))
         assert len(made) == 1
         assert_parts_once(committed_session(sessions), len(data), PS)
+
+
+def test_bad_predict_value(boxsim_factory, boxfs_factory, tmp_path):
+    """A typo is one clear line, not a silent default; a config file line
+    works like -o."""
+    sim = boxsim_factory()
+    m = boxfs_factory(sim, "predict=maybe", wait=False)
+    assert m.wait_exit(15) == 1
+    assert "invalid value 'maybe' for predict: expected on or off" in \
+        m.stderr_text()
+    cfg = tmp_path / "config"
+    cfg.write_text("predict=off\n")
+    m = boxfs_factory(sim, "config=%s" % cfg)
+    assert os.path.ismount(m.path)
