@@ -134,6 +134,30 @@ def test_copy_streams_before_close(boxsim_factory, boxfs_factory, tmp_path,
     assert read_file(dst) == data
 
 
+@pytest.mark.boxfs_timeout(120)
+def test_copy_over_existing_file(boxsim_factory, boxfs_factory, tmp_path):
+    """cp onto a file Box has: open(O_TRUNC), then the copy streams into a
+    session for a new version of the same file id."""
+    sim, m = mount(boxsim_factory, boxfs_factory)
+    old = sim.client.upload("0", "old", b"previous content")
+    src, data = source(tmp_path, seed=7)
+    dst = m.path / "old"
+    mark = sim.log_mark()
+    p = start_stopped(argv_of("cp", src, dst), dst)
+    try:
+        wait_until(lambda: len(ok_puts(sim, mark)) >= 1, timeout=20,
+                   what="a part PUT while cp is stopped")
+        assert [e["path"] for e in creates(sim, mark)] == \
+            ["/api/2.0/files/%s/upload_sessions" % old["id"]]
+    finally:
+        finish(p)
+    full = assert_server_file(sim.client, "old", data)
+    assert full["id"] == old["id"]
+    simple, sessions, made = upload_requests(final_log(sim, mark))
+    assert len(made) == 1 and simple == []
+    assert_parts_once(committed_session(sessions), N, PS)
+
+
 @pytest.mark.parametrize("change", ["grow", "shrink"])
 @pytest.mark.boxfs_timeout(120)
 def test_source_changes_during_copy(boxsim_factory, boxfs_factory, tmp_path,
