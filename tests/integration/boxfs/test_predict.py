@@ -23,7 +23,7 @@ from test_upload_sizes import (CM, PS, SESS, assert_parts_once,
                                upload_requests)
 
 N = 12 * PS + 4321      # 13 parts
-SLOW_PUT = "kind=delay,method=PUT,path=%s/*,ms=150,count=0" % SESS
+SLOW_PUT = "kind=delay,method=PUT,path=%s/*,ms=200,count=0" % SESS
 
 
 def ok_puts(sim, mark):
@@ -67,7 +67,12 @@ def argv_of(tool, src, dst):
     raise AssertionError(tool)
 
 
-def start_stopped(argv, dst, at=3 * PS):
+def stopped(p):
+    with open("/proc/%d/stat" % p.pid) as f:
+        return f.read().rsplit(")", 1)[1].split()[0] == "T"
+
+
+def start_stopped(argv, dst, total, at=3 * PS):
     """Run argv; SIGSTOP it once dst has `at` bytes. The stopped program
     cannot close dst until SIGCONT."""
     p = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
@@ -81,8 +86,10 @@ def start_stopped(argv, dst, at=3 * PS):
         wait_until(lambda: written() or p.poll() is not None, timeout=30,
                    what="%d bytes written" % at)
         p.send_signal(signal.SIGSTOP)
-        assert p.poll() is None, "%s finished before it could be stopped" % \
-            argv[0]
+        wait_until(lambda: stopped(p), timeout=10, what="SIGSTOP")
+        # still writing, so it has not reached close()
+        assert os.stat(dst).st_size < total, \
+            "%s wrote everything before it could be stopped" % argv[0]
     except BaseException:
         p.kill()
         p.wait()
@@ -90,7 +97,8 @@ def start_stopped(argv, dst, at=3 * PS):
     return p
 
 
-def finish(p):
+def finish(p, sim):
+    sim.clear_faults()  # proven what it had to: full speed from here
     p.send_signal(signal.SIGCONT)
     _, err = p.communicate(timeout=60)
     assert p.returncode == 0, err
@@ -119,13 +127,13 @@ def test_copy_streams_before_close(boxsim_factory, boxfs_factory, tmp_path,
     src, data = source(tmp_path)
     dst = m.path / ("copy-" + tool)
     mark = sim.log_mark()
-    p = start_stopped(argv_of(tool, src, dst), dst)
+    p = start_stopped(argv_of(tool, src, dst), dst, N)
     try:
         wait_until(lambda: len(ok_puts(sim, mark)) >= 1, timeout=20,
                    what="a part PUT while %s is stopped" % tool)
         assert len(creates(sim, mark)) == 1
     finally:
-        finish(p)
+        finish(p, sim)
     assert_server_file(sim.client, dst.name, data)
     simple, sessions, made = upload_requests(final_log(sim, mark))
     assert len(made) == 1, "the file was sent twice: %r" % made
@@ -143,14 +151,14 @@ def test_copy_over_existing_file(boxsim_factory, boxfs_factory, tmp_path):
     src, data = source(tmp_path, seed=7)
     dst = m.path / "old"
     mark = sim.log_mark()
-    p = start_stopped(argv_of("cp", src, dst), dst)
+    p = start_stopped(argv_of("cp", src, dst), dst, N)
     try:
         wait_until(lambda: len(ok_puts(sim, mark)) >= 1, timeout=20,
                    what="a part PUT while cp is stopped")
         assert [e["path"] for e in creates(sim, mark)] == \
             ["/api/2.0/files/%s/upload_sessions" % old["id"]]
     finally:
-        finish(p)
+        finish(p, sim)
     full = assert_server_file(sim.client, "old", data)
     assert full["id"] == old["id"]
     simple, sessions, made = upload_requests(final_log(sim, mark))
@@ -168,7 +176,7 @@ def test_source_changes_during_copy(boxsim_factory, boxfs_factory, tmp_path,
     src, data = source(tmp_path, seed=2)
     dst = m.path / ("changed-" + change)
     mark = sim.log_mark()
-    p = start_stopped(argv_of("cp", src, dst), dst)
+    p = start_stopped(argv_of("cp", src, dst), dst, N)
     try:
         wait_until(lambda: len(ok_puts(sim, mark)) >= 1, timeout=20,
                    what="streaming started")
@@ -184,30 +192,12 @@ def test_source_changes_during_copy(boxsim_factory, boxfs_factory, tmp_path,
             os.truncate(src, cut)
             want = data[:cut]
     finally:
-        finish(p)
+        finish(p, sim)
     assert_server_file(sim.client, dst.name, want)
     assert read_file(dst) == want
     assert counters(m)["resends"] == 1
     simple, sessions, made = upload_requests(final_log(sim, mark))
     assert_parts_once(committed_session(sessions), len(want), PS)
-
-
-@pytest.mark.boxfs_timeout(120)
-def test_predict_off(boxsim_factory, boxfs_factory, tmp_path):
-    sim, m = mount(boxsim_factory, boxfs_factory, "predict=off")
-    src, data = source(tmp_path, seed=4)
-    dst = m.path / "off"
-    mark = sim.log_mark()
-    p = start_stopped(argv_of("cp", src, dst), dst)
-    try:
-        time.sleep(0.5)  # what streaming would have sent by now
-        assert creates(sim, mark) == [] and ok_puts(sim, mark) == []
-    finally:
-        finish(p)
-    assert_server_file(sim.client, "off", data)
-    simple, sessions, made = upload_requests(final_log(sim, mark))
-    assert len(made) == 1
-    assert_parts_once(committed_session(sessions), N, PS)
 
 
 WRITER = r"""
@@ -227,21 +217,27 @@ with open(src, "rb") as f:
 """
 
 
+def start_writer(src, dst, extra="-"):
+    """WRITER copies src to dst (holding `extra` open for reading too),
+    prints "written" and closes dst when a line arrives on its stdin. Its
+    stderr is not pytest's capture file: that one is open for reading."""
+    return subprocess.Popen([sys.executable, "-c", WRITER, str(src), str(dst),
+                             extra], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            text=True)
+
+
 @pytest.mark.boxfs_timeout(120)
 def test_two_inputs_no_prediction(boxsim_factory, boxfs_factory, tmp_path):
     """A writer reading one file streams; the same writer holding a second
-    readable file open does not (which one would be the source?). Its
-    stderr is not pytest's capture file: that one is open for reading too."""
+    readable file open does not (which one would be the source?)."""
     sim, m = mount(boxsim_factory, boxfs_factory)
     src, data = source(tmp_path, n=4 * PS + 5, seed=5)
     other = tmp_path / "other"
     other.write_bytes(data_of(len(data), 6))
     for name, extra in (("one", "-"), ("two", str(other))):
         mark = sim.log_mark()
-        p = subprocess.Popen([sys.executable, "-c", WRITER, str(src),
-                              str(m.path / name), extra],
-                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                             stderr=subprocess.DEVNULL, text=True)
+        p = start_writer(src, m.path / name, extra)
         try:
             assert p.stdout.readline() == "written\n"
             if extra == "-":
@@ -257,6 +253,27 @@ def test_two_inputs_no_prediction(boxsim_factory, boxfs_factory, tmp_path):
         simple, sessions, made = upload_requests(final_log(sim, mark))
         assert len(made) == 1
         assert_parts_once(committed_session(sessions), len(data), PS)
+
+
+@pytest.mark.boxfs_timeout(120)
+def test_predict_off(boxsim_factory, boxfs_factory, tmp_path):
+    """The writer that streams in test_two_inputs_no_prediction sends
+    nothing before close with -o predict=off."""
+    sim, m = mount(boxsim_factory, boxfs_factory, "predict=off")
+    src, data = source(tmp_path, n=4 * PS + 5, seed=4)
+    mark = sim.log_mark()
+    p = start_writer(src, m.path / "off")
+    try:
+        assert p.stdout.readline() == "written\n"
+        time.sleep(0.5)  # what streaming would have sent by now
+        assert creates(sim, mark) == [] and ok_puts(sim, mark) == []
+    finally:
+        p.communicate("close\n", timeout=60)
+    assert p.returncode == 0
+    assert_server_file(sim.client, "off", data)
+    simple, sessions, made = upload_requests(final_log(sim, mark))
+    assert len(made) == 1
+    assert_parts_once(committed_session(sessions), len(data), PS)
 
 
 def test_bad_predict_value(boxsim_factory, boxfs_factory, tmp_path):
