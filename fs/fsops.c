@@ -20,6 +20,7 @@
 #include "inode.h"
 #include "log.h"
 #include "options.h"
+#include "predict.h"
 #include "reader.h"
 #include "stats.h"
 #include "upload.h"
@@ -40,6 +41,7 @@ struct fh {
 	int writer;
 	struct reader *rd;
 	struct dir_snap *snap;
+	struct predict *pr;  /* predicted size of a plain copy (predict.h) */
 	struct fh *next, *prev;
 };
 
@@ -75,6 +77,7 @@ static void fh_free(struct fh *fh)
 	pthread_mutex_unlock(&fh_mtx);
 	reader_free(fh->rd);
 	dir_snap_free(fh->snap);
+	predict_free(fh->pr);
 	free(fh);
 }
 
@@ -908,6 +911,29 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	reader_read(fh->rd, req, id, sha1, fsize, size, off);
 }
 
+static int declare(struct inode *in, uint64_t size);
+
+/* cp, cat, dd, pv: stream as if the size of the file they copy from had
+ * been declared; a wrong guess is withdrawn (sent from the spool). */
+static void predict_hook(fuse_req_t req, struct fh *fh, struct upload *up,
+			 off_t off, size_t size)
+{
+	uint64_t n = 0;
+
+	switch (predict_write(&fh->pr, fuse_req_ctx(req)->pid, off, size,
+			      upload_size(up), upload_declared(up), &n)) {
+	case PREDICT_DECLARE:
+		declare(fh->in, n);
+		break;
+	case PREDICT_DROP:
+		stats_resend();
+		declare(fh->in, 0);
+		break;
+	case PREDICT_NONE:
+		break;
+	}
+}
+
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 		     size_t size, off_t off, struct fuse_file_info *fi)
 {
@@ -929,6 +955,8 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 		fuse_reply_err(req, EBADF);
 		return;
 	}
+	if (boxfs_opts.predict)
+		predict_hook(req, fh, up, off, size);
 	n = upload_write(up, buf, size, off);
 	sz = upload_size(up);
 	if (n >= 0) {

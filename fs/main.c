@@ -24,6 +24,7 @@
 #include "inode.h"
 #include "log.h"
 #include "options.h"
+#include "predict.h"
 #include "status.h"
 #include "upload.h"
 #include "worker.h"
@@ -36,7 +37,7 @@ struct raw_opts {
 	char *api_url, *upload_url, *root_id, *token_file, *cafile, *cache_dir;
 	char *attr_ttl, *dir_ttl, *connect_timeout, *io_timeout, *retries;
 	char *part_parallel, *upload_threads, *mem_budget, *spool_max;
-	char *chunked_min, *config;
+	char *chunked_min, *config, *predict;
 	int help, version;
 };
 
@@ -59,6 +60,7 @@ static const struct fuse_opt opt_spec[] = {
 	OPT("spool_max=%s", spool_max),
 	OPT("chunked_min=%s", chunked_min),
 	OPT("config=%s", config),
+	OPT("predict=%s", predict),
 	/* fstab words mount(8) may leave in the options: not for the kernel */
 	FUSE_OPT_KEY("_netdev", FUSE_OPT_KEY_DISCARD),
 	FUSE_OPT_KEY("nofail", FUSE_OPT_KEY_DISCARD),
@@ -100,6 +102,8 @@ static void usage(const char *prog)
 "    -o spool_max=SIZE      spool disk use, all files (default 0 = free disk)\n"
 "    -o chunked_min=SIZE    files from this size use upload sessions\n"
 "                           (default 20000000)\n"
+"    -o predict=on|off      stream plain copies (cp, cat, dd, pv) with the\n"
+"                           size of the file they read (default on)\n"
 "    -o config=PATH         config file, one option per line (default\n"
 "                           $XDG_CONFIG_HOME/boxfs/config or\n"
 "                           ~/.config/boxfs/config); -o options override it\n"
@@ -191,6 +195,19 @@ static int parse_int(const char *opt, const char *s, int min, int *out)
 	return 0;
 }
 
+static int parse_onoff(const char *opt, const char *s, int *out)
+{
+	if (!s)
+		return 0;
+	if (!strcmp(s, "on") || !strcmp(s, "1") || !strcmp(s, "yes"))
+		*out = 1;
+	else if (!strcmp(s, "off") || !strcmp(s, "0") || !strcmp(s, "no"))
+		*out = 0;
+	else
+		return bad(opt, s, "expected on or off");
+	return 0;
+}
+
 static int parse_secs(const char *opt, const char *s, double *out)
 {
 	double v;
@@ -253,6 +270,7 @@ static void set_defaults(void)
 	o->mem_budget = 256ULL << 20;
 	o->spool_max = 0;
 	o->chunked_min = 20000000;
+	o->predict = 1;
 }
 
 /* Replace *path by its absolute form. 1 on success, 0 with errno set. */
@@ -286,7 +304,8 @@ static int apply(struct raw_opts *r)
 		      &o->upload_threads) ||
 	    parse_size("mem_budget", r->mem_budget, &o->mem_budget) ||
 	    parse_size("spool_max", r->spool_max, &o->spool_max) ||
-	    parse_size("chunked_min", r->chunked_min, &o->chunked_min))
+	    parse_size("chunked_min", r->chunked_min, &o->chunked_min) ||
+	    parse_onoff("predict", r->predict, &o->predict))
 		return -1;
 	if (r->root_id) {
 		if (!r->root_id[0] || strlen(r->root_id) >= BOX_ID_MAX ||
@@ -355,6 +374,7 @@ static void free_raw(struct raw_opts *r)
 	free(r->spool_max);
 	free(r->chunked_min);
 	free(r->config);
+	free(r->predict);
 }
 
 /* Our fixed mount options; the user's -o options come after and win. */
@@ -465,6 +485,7 @@ static int run(struct fuse_args *args, struct fuse_cmdline_opts *co)
 	fuse_daemonize(co->foreground);
 	if (!co->foreground)
 		log_setup(boxfs_opts.debug ? LOG_LVL_DEBUG : LOG_LVL_INFO, 1);
+	predict_init("/proc", co->mountpoint, boxfs_opts.chunked_min);
 
 	/* threads only now: fork() above keeps just the calling thread */
 	err = worker_init(boxfs_opts.upload_threads);

@@ -1308,6 +1308,16 @@ out:
 	return rc;
 }
 
+uint64_t upload_declared(struct upload *u)
+{
+	uint64_t n;
+
+	pthread_mutex_lock(&u->lock);
+	n = u->declared_set ? u->declared : 0;
+	pthread_mutex_unlock(&u->lock);
+	return n;
+}
+
 uint64_t upload_size(struct upload *u)
 {
 	uint64_t n;

@@ -25,6 +25,7 @@ struct boxfs_opts {
 	uint64_t mem_budget;    /* bytes of part buffers in flight, all files (default 256 MiB) */
 	uint64_t spool_max;     /* bytes of spool on disk, all files (default 0 = free disk) */
 	uint64_t chunked_min;   /* files >= this use upload sessions (default 20000000) */
+	int predict;            /* predict the size of plain copies (default 1) */
 	int debug;              /* -d: debug logging */
 	int foreground;         /* -f */
 };

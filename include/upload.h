@@ -54,13 +54,18 @@ ssize_t upload_read(struct upload *u, void *buf, size_t len, off_t off);
 /* Set the file size (shrink or grow with zeros). 0 or -errno. */
 int upload_truncate(struct upload *u, uint64_t size);
 /* The program announced the final size (fallocate, ftruncate of an empty
- * file, xattr user.boxfs.size): start a session now and stream parts.
+ * file, xattr user.boxfs.size) or predict.h guessed it from the file a copy
+ * reads: start a session now and stream parts. Size 0 withdraws an earlier
+ * declaration (the session is aborted; the file is sent at commit).
  * parent_id/name say where a new file goes. 0 or -errno (a failure to start
  * the session is not an error: the data is spooled and sent at commit). */
 int upload_declare_size(struct upload *u, uint64_t size,
 			const char *parent_id, const char *name);
 
 uint64_t upload_size(struct upload *u);
+/* The size announced by upload_declare_size, 0 if none (or withdrawn by
+ * declaring 0: the session is dropped, the file is sent at close). */
+uint64_t upload_declared(struct upload *u);
 /* 1 when there is data Box does not have yet. */
 int upload_dirty(struct upload *u);
 /* 1 when the last commit failed and nothing was written since (release
