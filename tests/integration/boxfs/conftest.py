@@ -31,6 +31,16 @@ Safety nets, per test:
     unmount, did not exit after unmount, or printed a sanitizer report;
   * the daemon's stderr goes to a file and is attached to the report of a
     failed test.
+
+Running the daemon under a tool (scripts/valgrind does this):
+  BOXFS_WRAPPER="valgrind --tool=memcheck --error-exitcode=99 ..." prefixes
+  the daemon's argv with those words (shlex-split); Mount.argv shows the
+  full command.  Every deadline above is then stretched by
+  BOXFS_WRAPPER_SLOW (default 8; valgrind runs the daemon 10-50x slower, but
+  most of the time goes to the network and the server), on top of the
+  sanitizer factor; a valgrind "ERROR SUMMARY: N" with N > 0 in the
+  daemon's stderr fails the test like a sanitizer report.  scripts/valgrind
+  also sets BOXFS_SANITIZED=1 so tests skip their RSS checks.
 """
 
 import importlib.util
@@ -57,8 +67,11 @@ from boxfs_helpers import is_fuse_mount, mount_entry  # noqa: E402
 
 BOXFS = boxfs_helpers.BOXFS
 SANITIZED = boxfs_helpers.SANITIZED
+WRAPPER = boxfs_helpers.WRAPPER
 # Sanitized builds are several times slower: stretch every deadline.
 SLOW = 2.0 if SANITIZED else 1.0
+if WRAPPER:
+    SLOW *= float(os.environ.get("BOXFS_WRAPPER_SLOW") or 8)
 
 DEFAULT_DEADLINE = 120
 MOUNT_TIMEOUT = 15
@@ -66,7 +79,8 @@ UNMOUNT_TIMEOUT = 20
 
 SANITIZER_RE = re.compile(
     r"runtime error:|ERROR: AddressSanitizer|LeakSanitizer|"
-    r"ERROR: ThreadSanitizer|UndefinedBehaviorSanitizer")
+    r"ERROR: ThreadSanitizer|UndefinedBehaviorSanitizer|"
+    r"ERROR SUMMARY: [1-9]")
 
 
 class MountError(Exception):
@@ -319,7 +333,7 @@ def boxfs_factory(request, tmp_path, boxsim_factory):
             cache_dir.mkdir(mode=0o700)
         o = "api_url=%s,upload_url=%s,cache_dir=%s" % (sim.api, sim.upload,
                                                       cache_dir)
-        argv = [BOXFS, "-f", "-o", o] + _norm_opts(opts) + [str(mp)]
+        argv = WRAPPER + [BOXFS, "-f", "-o", o] + _norm_opts(opts) + [str(mp)]
         e = dict(os.environ)
         e["BOX_TOKEN"] = sim.token
         for k, v in (env or {}).items():

@@ -7,6 +7,7 @@ import os
 import pathlib
 import random
 import re
+import shlex
 import subprocess
 import time
 
@@ -15,6 +16,8 @@ import pytest
 REPO = pathlib.Path(__file__).resolve().parents[3]
 BOXFS = os.environ.get("BOXFS", str(REPO / "build" / "fs" / "boxfs"))
 SANITIZED = os.environ.get("BOXFS_SANITIZED", "0") == "1"
+# argv words put before the daemon's (conftest.py: BOXFS_WRAPPER)
+WRAPPER = shlex.split(os.environ.get("BOXFS_WRAPPER", ""))
 
 EMPTY_SHA1 = "da39a3ee5e6b4b0d3255bfef95601890afd80709"
 
