@@ -438,10 +438,81 @@ static int http_attempt(CURL *h, const struct http_req *rq,
 	return -EIO;
 }
 
+static long http_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+static long http_limit_ms(void)
+{
+	return 1000L * (boxfs_opts.timeout > 0 ? boxfs_opts.timeout : 60);
+}
+
+/* Would an attempt starting after `ms` more of sleep end more than
+ * `timeout` after `start` if the server makes no progress (connect and io
+ * timeouts run out)? libcurl averages the speed over its last ~5 s, so an
+ * attempt that sent a body before the stall fails up to that much after
+ * io_timeout: HTTP_SPEED_LAG. */
+#define HTTP_SPEED_LAG 6
+static int http_past_deadline(long start, long ms)
+{
+	long worst = 1000L * ((boxfs_opts.connect_timeout > 0 ?
+			       boxfs_opts.connect_timeout : 10) +
+			      (boxfs_opts.io_timeout > 0 ?
+			       boxfs_opts.io_timeout : 30) + HTTP_SPEED_LAG);
+
+	return http_now_ms() - start + ms + worst > http_limit_ms();
+}
+
+/* The server is down: a request got no answer at all. Until `timeout`
+ * after the start of that request, no request starts that could end after
+ * that point, so a call that makes several requests in a row (a lookup and
+ * a mkdir, a commit and its abort) still fails within `timeout` instead of
+ * once per request. Any answer ends it. */
+static pthread_mutex_t http_down_lock = PTHREAD_MUTEX_INITIALIZER;
+static long http_down_since = -1;       /* ms, -1: not down */
+static int http_down_rc;
+
+/* The start of the current down window (or `start`); *rc its error when a
+ * request starting now may not run. */
+static long http_down_check(long start, int *rc)
+{
+	long base = start;
+
+	*rc = 0;
+	pthread_mutex_lock(&http_down_lock);
+	if (http_down_since >= 0 &&
+	    http_now_ms() - http_down_since > http_limit_ms())
+		http_down_since = -1;
+	if (http_down_since >= 0 && http_down_since < start) {
+		base = http_down_since;
+		if (http_past_deadline(base, 0))
+			*rc = http_down_rc;
+	}
+	pthread_mutex_unlock(&http_down_lock);
+	return base;
+}
+
+static void http_down_set(long start, int rc)
+{
+	pthread_mutex_lock(&http_down_lock);
+	if (rc == 0) {
+		http_down_since = -1;
+	} else if (http_down_since < 0 || start < http_down_since) {
+		http_down_since = start;
+		http_down_rc = rc;
+	}
+	pthread_mutex_unlock(&http_down_lock);
+}
+
 static int http_request_loop(const struct http_req *rq, struct http_resp *rs)
 {
 	int max = boxfs_opts.retries > 0 ? boxfs_opts.retries : 0;
 	int retries = 0, refreshed = 0, rc;
+	long start = http_now_ms(), base;
 	CURL *h;
 
 	memset(rs, 0, sizeof(*rs));
@@ -449,6 +520,13 @@ static int http_request_loop(const struct http_req *rq, struct http_resp *rs)
 	h = http_handle();
 	if (!h)
 		return -ENOMEM;
+	base = http_down_check(start, &rc);
+	if (rc) {
+		log_warn("http: %s %s: not sent, the server gave no answer for "
+			 "%ld s (timeout=%d s)", rq->method, rq->logpath,
+			 (start - base) / 1000, boxfs_opts.timeout);
+		return rc;
+	}
 	for (;;) {
 		unsigned gen = 0;
 		int sent = 0;
@@ -460,6 +538,7 @@ static int http_request_loop(const struct http_req *rq, struct http_resp *rs)
 			return -EIO;
 		if (rc == -ENOMEM || rc == -EFBIG || rc == -ENOKEY)
 			return rc == -ENOKEY ? -EACCES : rc;
+		http_down_set(start, rc);
 		if (!rc && rs->status == 401 && !refreshed && !rq->no_auth) {
 			refreshed = 1;
 			if (!auth_refresh(gen)) {
@@ -481,9 +560,13 @@ static int http_request_loop(const struct http_req *rq, struct http_resp *rs)
 		ms = http_backoff_ms(retries, http_rand01());
 		if (!rc && rs->retry_after >= 0)
 			ms = rs->retry_after * 1000L;
-		/* a FUSE caller is waiting: never sleep for minutes */
-		if (ms > 120000)
-			ms = 120000;
+		/* a FUSE caller is waiting: never past boxfs_opts.timeout */
+		if (http_past_deadline(base, ms)) {
+			log_warn("http: %s %s: no retry, it could end after "
+				 "timeout=%d s", rq->method, rq->logpath,
+				 boxfs_opts.timeout);
+			return rc;
+		}
 		retries++;
 		HTTP_COUNT(retries, 1);
 		if (rc)

@@ -35,7 +35,7 @@ struct boxfs_opts boxfs_opts;
  * clear line naming the option. */
 struct raw_opts {
 	char *api_url, *upload_url, *root_id, *token_file, *cafile, *cache_dir;
-	char *attr_ttl, *dir_ttl, *connect_timeout, *io_timeout, *retries;
+	char *attr_ttl, *dir_ttl, *connect_timeout, *io_timeout, *retries, *timeout;
 	char *part_parallel, *upload_threads, *mem_budget, *spool_max;
 	char *chunked_min, *config, *predict;
 	int help, version;
@@ -54,6 +54,7 @@ static const struct fuse_opt opt_spec[] = {
 	OPT("connect_timeout=%s", connect_timeout),
 	OPT("io_timeout=%s", io_timeout),
 	OPT("retries=%s", retries),
+	OPT("timeout=%s", timeout),
 	OPT("part_parallel=%s", part_parallel),
 	OPT("upload_threads=%s", upload_threads),
 	OPT("mem_budget=%s", mem_budget),
@@ -96,6 +97,9 @@ static void usage(const char *prog)
 "    -o io_timeout=S        seconds without progress before a transfer\n"
 "                           fails (default 30)\n"
 "    -o retries=N           attempts for 429/5xx/network errors (default 5)\n"
+"    -o timeout=S           no retry starts that could end after S seconds\n"
+"                           (a dead or hung server fails a call within S,\n"
+"                           default 60)\n"
 "    -o part_parallel=N     parts in flight per file (default 4)\n"
 "    -o upload_threads=N    upload worker threads (default 8)\n"
 "    -o mem_budget=SIZE     part buffers in flight, all files (default 256M)\n"
@@ -265,6 +269,7 @@ static void set_defaults(void)
 	o->connect_timeout = 10;
 	o->io_timeout = 30;
 	o->retries = 5;
+	o->timeout = 60;
 	o->part_parallel = 4;
 	o->upload_threads = 8;
 	o->mem_budget = 256ULL << 20;
@@ -298,6 +303,7 @@ static int apply(struct raw_opts *r)
 		      &o->connect_timeout) ||
 	    parse_int("io_timeout", r->io_timeout, 1, &o->io_timeout) ||
 	    parse_int("retries", r->retries, 0, &o->retries) ||
+	    parse_int("timeout", r->timeout, 1, &o->timeout) ||
 	    parse_int("part_parallel", r->part_parallel, 1,
 		      &o->part_parallel) ||
 	    parse_int("upload_threads", r->upload_threads, 1,
@@ -368,6 +374,7 @@ static void free_raw(struct raw_opts *r)
 	free(r->connect_timeout);
 	free(r->io_timeout);
 	free(r->retries);
+	free(r->timeout);
 	free(r->part_parallel);
 	free(r->upload_threads);
 	free(r->mem_budget);

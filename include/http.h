@@ -8,7 +8,14 @@
  * (boxfs_opts.cafile adds a CA bundle). SIGPIPE is ignored.
  *
  * Retries (up to boxfs_opts.retries more attempts, exponential backoff with
- * jitter, Retry-After seconds honoured):
+ * jitter, Retry-After seconds honoured; no retry starts unless it would end
+ * within boxfs_opts.timeout of the first attempt even if the server stalls
+ * for connect_timeout + io_timeout (+ 6 s: libcurl averages the speed over
+ * ~5 s), so a dead or hung server fails one request within `timeout`, 60 s
+ * by default; and once a request got no answer at all, no request starts
+ * that could end more than `timeout` after that request's start, so a call
+ * made of several requests fails within one `timeout` too; any answer ends
+ * that state):
  *   - 429, 500, 502, 503, 504: always (Box did not act on the request or
  *     says to come back);
  *   - network errors: HTTP_IDEMPOTENT requests always; HTTP_UNSENT requests

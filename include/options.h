@@ -20,6 +20,8 @@ struct boxfs_opts {
 	int connect_timeout;    /* seconds to connect (default 10) */
 	int io_timeout;         /* seconds without progress before a transfer fails (default 30) */
 	int retries;            /* attempts for 429/5xx/network errors (default 5) */
+	int timeout;            /* seconds one request may take with its retries when
+				   the server makes no progress (default 60) */
 	int part_parallel;      /* parts in flight per file (default 4) */
 	int upload_threads;     /* worker threads = global cap of parts in flight (default 8) */
 	uint64_t mem_budget;    /* bytes of part buffers in flight, all files (default 256 MiB) */
