@@ -404,6 +404,11 @@ static int http_attempt(CURL *h, const struct http_req *rq,
 	hdr = http_headers(rq, gen, &rc);
 	if (!hdr)
 		return rc;
+	/* every attempt starts from no options: a 401 refreshes the token
+	 * on this same handle in between (a form POST), and its method, size
+	 * and body must not leak into the retry (a DELETE went out with the
+	 * form's Content-Length and waited for an answer that never came) */
+	curl_easy_reset(h);
 	http_setopts(h, rq, &x, hdr, err);
 	HTTP_COUNT(requests, 1);
 	cc = curl_easy_perform(h);
