@@ -472,13 +472,16 @@ static int http_past_deadline(long start, long ms)
 	return http_now_ms() - start + ms + worst > http_limit_ms();
 }
 
-/* The server is down: a request got no answer at all. Until `timeout`
- * after the start of that request, no request starts that could end after
- * that point, so a call that makes several requests in a row (a lookup and
- * a mkdir, a commit and its abort) still fails within `timeout` instead of
- * once per request. Any answer ends it. */
+/* The server is down: a request got no answer at all. Right after that
+ * (HTTP_DOWN_GRACE), no request starts that could end more than `timeout`
+ * after the failed request's start, so a call that makes several requests
+ * in a row (a lookup and a mkdir, a commit and its abort) still fails
+ * within `timeout` instead of once per request. Any answer ends it, and so
+ * does a quiet moment: the next call, a while later, tries again. */
+#define HTTP_DOWN_GRACE 2000
 static pthread_mutex_t http_down_lock = PTHREAD_MUTEX_INITIALIZER;
 static long http_down_since = -1;       /* ms, -1: not down */
+static long http_down_end;              /* ms: when that failure came back */
 static int http_down_rc;
 
 /* The start of the current down window (or `start`); *rc its error when a
@@ -490,7 +493,7 @@ static long http_down_check(long start, int *rc)
 	*rc = 0;
 	pthread_mutex_lock(&http_down_lock);
 	if (http_down_since >= 0 &&
-	    http_now_ms() - http_down_since > http_limit_ms())
+	    http_now_ms() - http_down_end > HTTP_DOWN_GRACE)
 		http_down_since = -1;
 	if (http_down_since >= 0 && http_down_since < start) {
 		base = http_down_since;
@@ -506,9 +509,12 @@ static void http_down_set(long start, int rc)
 	pthread_mutex_lock(&http_down_lock);
 	if (rc == 0) {
 		http_down_since = -1;
-	} else if (http_down_since < 0 || start < http_down_since) {
-		http_down_since = start;
-		http_down_rc = rc;
+	} else {
+		if (http_down_since < 0 || start < http_down_since) {
+			http_down_since = start;
+			http_down_rc = rc;
+		}
+		http_down_end = http_now_ms();
 	}
 	pthread_mutex_unlock(&http_down_lock);
 }

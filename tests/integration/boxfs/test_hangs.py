@@ -34,7 +34,8 @@ import time
 
 import pytest
 
-from boxfs_helpers import data_of, is_fuse_mount
+from boxfs_helpers import (assert_server_file, data_of, errno_of,
+                           is_fuse_mount, wait_until, write_file)
 
 MiB = 1 << 20
 CONNECT, IO, TIMEOUT = 1, 2, 4
@@ -94,8 +95,18 @@ OPS = ("close", "close_streamed", "fsync", "read", "readdir", "statfs",
 
 def proc_state(pid):
     """The state letter of /proc/PID/stat, or None once it is gone."""
+    return proc_state_path(pathlib.Path("/proc/%d/stat" % pid))
+
+
+def all_stopped(pid):
+    tasks = pathlib.Path("/proc/%d/task" % pid)
+    return all(proc_state_path(t / "stat") in ("T", "t")
+               for t in tasks.iterdir())
+
+
+def proc_state_path(p):
     try:
-        s = pathlib.Path("/proc/%d/stat" % pid).read_text()
+        s = p.read_text()
     except OSError:
         return None
     return s[s.rindex(")") + 2]
@@ -174,12 +185,22 @@ def test_hung_server(boxsim_factory, boxfs_factory):
     m = boxfs_factory(sim, *OPTS)
     kids = prepare(m, sim)
     os.kill(sim.proc.pid, signal.SIGSTOP)
+    # kill() returns before every thread has stopped: a request could
+    # still be answered meanwhile
+    wait_until(lambda: all_stopped(sim.proc.pid), timeout=10,
+               what="boxsim stopped")
     try:
         results, dstates = run_calls(kids)
         check(results, dstates)
-        unmount_works(m)
     finally:
         os.kill(sim.proc.pid, signal.SIGCONT)
+    # the server is back: the mount works again without a remount
+    wait_until(lambda: errno_of(os.listdir, m.path / "d") == 0, timeout=15,
+               what="a listing once the server is back")
+    data = data_of(3 * MiB + 5, 9)
+    write_file(m.path / "after.bin", data)
+    assert_server_file(sim.client, "after.bin", data)
+    unmount_works(m)
     # nothing of the failed files became visible
     for name in ("close.bin", "fsync.bin", "streamed.bin"):
         assert sim.client.find(name) is None, name
