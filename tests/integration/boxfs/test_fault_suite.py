@@ -129,38 +129,25 @@ def fault_specs(rnd, files):
         total = max(total, 1)
         return sorted(rnd.randint(1, total) for _ in range(k))
 
+    reset_at = rnd.randint(1, part // 2)
+    table = (   # (fault without nth, requests it applies to, how many)
+        ("kind=status,status=500," + PARTS, nparts, 3),
+        ("kind=status,status=502," + SIMPLE, nsimple, 2),
+        ("kind=status,status=503,retry_after=1," + CREATE, nsess, 2),
+        ("kind=status,status=429,retry_after=1," + PARTS, nparts, 2),
+        ("kind=status,status=429,retry_after=1," + SIMPLE, nsimple, 2),
+        ("kind=reset,after=%d,%s" % (reset_at, PARTS), nparts, 3),
+        ("kind=reset,after=0," + SIMPLE, nsimple, 1),
+        ("kind=delay,ms=1500,count=3," + PARTS, nparts, 2),
+        ("kind=delay,ms=1000," + COMMIT, nsess, 1),
+        ("kind=commit202,retry_after=1,count=2," + COMMIT, nsess, 2),
+        ("kind=status,status=401,method=PUT", nparts + nsimple, 3),
+        ("kind=status,status=401," + SIMPLE, nsimple, 2),
+        ("kind=expire," + PARTS, nparts, 2),
+    )
     specs = []
-    for n in nths(nparts, 3):
-        specs.append("kind=status,status=500,nth=%d,%s" % (n, PARTS))
-    for n in nths(nsimple, 2):
-        specs.append("kind=status,status=502,nth=%d,%s" % (n, SIMPLE))
-    for n in nths(nsess, 2):
-        specs.append("kind=status,status=503,retry_after=1,nth=%d,%s"
-                     % (n, CREATE))
-    for n in nths(nparts, 2):
-        specs.append("kind=status,status=429,retry_after=1,nth=%d,%s"
-                     % (n, PARTS))
-    for n in nths(nsimple, 2):
-        specs.append("kind=status,status=429,retry_after=1,nth=%d,%s"
-                     % (n, SIMPLE))
-    for n in nths(nparts, 3):
-        specs.append("kind=reset,after=%d,nth=%d,%s"
-                     % (rnd.randint(1, part // 2), n, PARTS))
-    for n in nths(nsimple, 1):
-        specs.append("kind=reset,after=0,nth=%d,%s" % (n, SIMPLE))
-    for n in nths(nparts, 2):
-        specs.append("kind=delay,ms=1500,count=3,nth=%d,%s" % (n, PARTS))
-    for n in nths(nsess, 1):
-        specs.append("kind=delay,ms=1000,nth=%d,%s" % (n, COMMIT))
-    for n in nths(nsess, 2):
-        specs.append("kind=commit202,retry_after=1,count=2,nth=%d,%s"
-                     % (n, COMMIT))
-    for n in nths(nparts + nsimple, 3):
-        specs.append("kind=status,status=401,nth=%d,method=PUT" % n)
-    for n in nths(nsimple, 2):
-        specs.append("kind=status,status=401,nth=%d,%s" % (n, SIMPLE))
-    for n in nths(nparts, 2):
-        specs.append("kind=expire,nth=%d,%s" % (n, PARTS))
+    for spec, total, k in table:
+        specs += ["%s,nth=%d" % (spec, n) for n in nths(total, k)]
     return specs
 
 
@@ -235,6 +222,8 @@ def test_fault_suite(boxsim_factory, boxfs_factory, tmp_path):
                 (e is not None and e["sha1"] == old[name])
             print("  error: %s (%d B, %s): %s at %s" % (
                 name, size, mode, errno.errorcode.get(err, err), where))
+            print("    " + "\n    ".join(
+                ln for ln in m.stderr_text().splitlines() if name in ln))
             if not problems_ok:
                 corrupt += 1
                 problems.append("%s: %s failed (%s) but Box has %r" % (

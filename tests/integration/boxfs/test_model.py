@@ -54,7 +54,18 @@ class Run:
         self.open = {}          # name -> (fd on mount, fd on model)
         self.ops = []
 
+    def close_all(self):
+        """After a failure: no descriptor may keep the mount busy."""
+        for fm, fl in self.open.values():
+            for fd in (fm, fl):
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        self.open.clear()
+
     def fail(self, msg):
+        self.close_all()
         pytest.fail("model seed %d (BOXFS_MODEL_SEED=%d), after %d ops: %s\n"
                     "ops:\n  %s" % (self.seed, self.seed, len(self.ops), msg,
                                     "\n  ".join(self.ops)), pytrace=False)
@@ -142,8 +153,10 @@ class Run:
                       (self.m / name, size), (self.l / name, size))
         elif op == "rename":
             src = r.choice(closed)
-            dst = r.choice([n for n in NAMES
-                            if n != src and n not in self.open])
+            pool = [n for n in NAMES if n != src and n not in self.open]
+            if not pool:
+                return
+            dst = r.choice(pool)
             self.ops.append("rename %s %s" % (src, dst))
             self.same("rename", os.rename, os.rename,
                       (self.m / src, self.m / dst),
@@ -190,9 +203,12 @@ def test_model(boxsim_factory, boxfs_factory, tmp_path):
         mdir.mkdir()
         ldir.mkdir()
         run = Run(seed, mdir, ldir)
-        for _ in range(OPS):
-            run.step()
-        run.finish()
+        try:
+            for _ in range(OPS):
+                run.step()
+            run.finish()
+        finally:
+            run.close_all()
         # what Box stores is what the model holds
         folder = sim.client.find("s%d" % seed)
         boxed = {e["name"]: e for e in sim.client.list(folder["id"])}
