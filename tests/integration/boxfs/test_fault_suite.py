@@ -253,3 +253,28 @@ def test_fault_suite(boxsim_factory, boxfs_factory, tmp_path):
     # errors are allowed (reported, nothing visible) but must be rare
     assert errors <= max(2, len(files) // 20), errors
 
+
+
+def test_request_after_token_refresh_is_clean(boxsim_factory, boxfs_factory,
+                                              tmp_path):
+    """A 401 makes the daemon refresh the token (a form POST) on the same
+    curl handle and send the request again; that second DELETE once carried
+    the form's Content-Length without a body and hung until io_timeout.
+    With io_timeout=3 and no retries, such a hang fails the unlink."""
+    sim = boxsim_factory(extra_args=("--client-id", CID, "--client-secret",
+                                     SECRET, "--refresh-token", RT0))
+    tf = tmp_path / "oauth.json"
+    tf.write_text(json.dumps({"client_id": CID, "client_secret": SECRET,
+                              "refresh_token": RT0}))
+    tf.chmod(0o600)
+    sim.client.upload("0", "x", b"x" * 100)
+    m = boxfs_factory(sim, "token_file=%s" % tf, "io_timeout=3", "retries=0",
+                      env={"BOX_TOKEN": None})
+    assert os.listdir(m.path) == ["x"]
+    mark = sim.log_mark()
+    sim.add_fault("kind=status,status=401,method=DELETE")
+    os.unlink(m.path / "x")
+    assert sim.client.find("x") is None
+    dels = [e for e in sim.log(since=mark) if e["method"] == "DELETE"]
+    assert [e["status"] for e in dels] == [401, 204], dels
+    assert all(e["bytes"] == 0 for e in dels), dels
