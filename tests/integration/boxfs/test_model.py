@@ -5,8 +5,8 @@ bytes), every read must return the same bytes and every call the same
 error; at the end Box itself must hold what the model holds.
 
 Seeded and reproducible: each seed runs in its own folder of one mount; a
-failure prints the seed and the ops so far.  CI runs SEEDS (3) seeds of OPS
-(60) ops; BOXFS_MODEL_SEEDS=N runs N seeds, BOXFS_MODEL_SEED=S just seed S,
+failure prints the seed and the ops so far.  CI runs SEEDS (4) seeds of OPS
+(100) ops; BOXFS_MODEL_SEEDS=N runs N seeds, BOXFS_MODEL_SEED=S just seed S,
 BOXFS_MODEL_OPS=N longer sequences.
 
 Small parts (1 MiB, chunked_min 2 MiB) and offsets up to 3 MiB make the
@@ -26,8 +26,8 @@ from boxfs_helpers import sha1
 
 MiB = 1 << 20
 NAMES = ("a", "b", "c", "d", "e")
-SEEDS = int(os.environ.get("BOXFS_MODEL_SEEDS") or 3)
-OPS = int(os.environ.get("BOXFS_MODEL_OPS") or 60)
+SEEDS = int(os.environ.get("BOXFS_MODEL_SEEDS") or 4)
+OPS = int(os.environ.get("BOXFS_MODEL_OPS") or 100)
 MAXOFF = 3 * MiB
 
 
