@@ -520,12 +520,17 @@ int box_check(char *msg, size_t msglen)
 			 "(HTTP %ld): get a new token", c.rs.status);
 	} else if (rc == -EACCES) {
 		snprintf(msg, msglen, "no access token loaded");
+	} else if (c.rs.status >= 200 && c.rs.status <= 299) {
+		/* oversized or cut short: the transfer failed, not the call */
+		snprintf(msg, msglen, "%s/users/me did not answer like Box "
+			 "(unusable answer)", box_api_root());
 	} else if (c.rs.status) {
 		snprintf(msg, msglen, "%s/users/me answered HTTP %ld", box_api_root(),
 			 c.rs.status);
 	} else {
-		snprintf(msg, msglen, "cannot reach %s: %s", box_api_root(),
-			 rc == -ETIMEDOUT ? "timed out" : "connection failed");
+		snprintf(msg, msglen, "cannot reach %s/users/me: %s",
+			 box_api_root(), rc == -ETIMEDOUT ? "timed out" :
+			 "connection failed or cut short");
 	}
 	box_call_free(&c);
 	return rc;
@@ -539,8 +544,12 @@ int box_space(uint64_t *total, uint64_t *used)
 	if (!rc) {
 		cJSON *j = box_answer(&c);
 		if (!j || box_u64(j, "space_amount", total) ||
-		    box_u64(j, "space_used", used))
+		    box_u64(j, "space_used", used)) {
+			if (j)
+				log_err("box: GET %s: no usable space_amount "
+					"and space_used", c.path);
 			rc = -EIO;
+		}
 		cJSON_Delete(j);
 	}
 	box_call_free(&c);
