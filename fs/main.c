@@ -285,6 +285,28 @@ static int absolutize(char **path)
 	return 1;
 }
 
+/* The spool holds file contents: an existing cache_dir that another user
+ * owns or that group/others can enter is refused (upload.c creates a
+ * missing one 0700). */
+static int check_private(const char *dir)
+{
+	struct stat st;
+
+	if (stat(dir, &st) || !S_ISDIR(st.st_mode))
+		return 0;	/* upload_init creates it or says why not */
+	if (st.st_uid != geteuid())
+		return bad("cache_dir", dir, "owned by another user; use a "
+			   "private directory");
+	if (st.st_mode & 077) {
+		char why[96];
+
+		snprintf(why, sizeof(why), "open to group or others (mode "
+			 "%03o); chmod 700 it", (unsigned)(st.st_mode & 0777));
+		return bad("cache_dir", dir, why);
+	}
+	return 0;
+}
+
 /* Strings in raw stay allocated (owned by main until exit). */
 static int apply(struct raw_opts *r)
 {
@@ -352,7 +374,7 @@ static int apply(struct raw_opts *r)
 			return -1;
 		}
 	}
-	return 0;
+	return check_private(o->cache_dir);
 }
 
 static void free_raw(struct raw_opts *r)
