@@ -480,15 +480,8 @@ static int run(struct fuse_args *args, struct fuse_cmdline_opts *co)
 	if (!se)
 		goto out_inode;         /* libfuse printed why */
 	err = box_init();
-	if (err) {
-		if (err == -ENOMEM)
-			fprintf(stderr, "boxfs: cannot set up the HTTP client: "
-				"out of memory\n");
-		else    /* auth printed which token source failed and why */
-			fprintf(stderr, "boxfs: cannot load the access token: %s\n",
-				strerror(-err));
+	if (err)	/* box/auth logged the one line that says why */
 		goto out_session;
-	}
 	err = quiet_check(msg, sizeof(msg));
 	if (err) {
 		fprintf(stderr, "boxfs: %s\n", msg[0] ? msg : strerror(-err));

@@ -186,3 +186,41 @@ def test_open_cache_dir_refused(sim, boxfs_factory, tmp_path, mode):
     assert str(cache) in line and "chmod 700" in line, line
     assert stat.S_IMODE(os.stat(cache).st_mode) == mode, "changed the mode"
 
+
+
+# --- bad user input: one clear line, non-zero exit, nothing mounted -------
+
+@pytest.mark.parametrize("opt", [
+    "retries=-1", "mem_budget=0", "api_url=ftp://example.com", "root_id=abc",
+    "cache_dir=relative/dir", "part_parallel=0", "io_timeout=soon",
+    "chunked_min=5X", "attr_ttl=-1", "spool_max=99999999999999999999T",
+    "upload_threads=99999999999"])
+def test_bad_option_value(sim, boxfs_factory, opt):
+    m = boxfs_factory(sim, opt, wait=False)
+    line, _ = assert_failed_mount(m)
+    assert opt.split("=")[0] in line, line
+    assert sim.log() == [], "asked the server despite a bad option"
+
+
+@pytest.mark.parametrize("case", ["missing", "directory", "empty", "garbage",
+                                  "env-empty", "env-garbage"])
+def test_bad_token(sim, boxfs_factory, tmp_path, case):
+    tf = tmp_path / "token"
+    env = {"BOX_TOKEN": None}
+    opts = ("token_file=%s" % tf,)
+    if case == "directory":
+        tf.mkdir(mode=0o700)
+    elif case == "empty":
+        tf.write_bytes(b"")
+    elif case == "garbage":
+        tf.write_bytes(b"Sec-not a token\x01\xff\nsecond line\n")
+    if case in ("empty", "garbage"):
+        tf.chmod(0o600)
+    if case.startswith("env"):
+        opts = ()
+        env = {"BOX_TOKEN": "" if case == "env-empty" else "Sec-bad token\n"}
+    m = boxfs_factory(sim, *opts, env=env, wait=False)
+    line, _ = assert_failed_mount(m)
+    assert "token" in line.lower(), line
+    assert "Sec-" not in line, "the bad token is echoed: " + line
+    assert not any(e["status"] == 200 for e in sim.log()), sim.log()
