@@ -315,6 +315,18 @@ static void corrupt_respond(struct req *r, const struct fault_spec *f)
 			"\"part_size\":\"abc\",\"total_parts\":-1,"
 			"\"space_amount\":\"abc\",\"space_used\":{},\"login\":1}",
 		[FB_MISSING] = "{\"total_count\":0,\"limit\":1000}",
+#define NAMED(id, n) "{\"type\":\"file\",\"id\":\"" id "\",\"name\":\"" n \
+	"\",\"size\":3,\"item_status\":\"active\"}"
+		[FB_NAMES] = "{\"limit\":1000,\"entries\":[" NAMED("9001", "a/b") ","
+			NAMED("9002", ".") "," NAMED("9003", "..") ","
+			NAMED("9004", "x\\u0000y") "," NAMED("9005", "") ","
+			NAMED("9006", "\\u0000") "," NAMED("9007", "ok.txt") ","
+			NAMED("9008", "OK.TXT") ",{\"type\":\"web_link\",\"id\":"
+			"\"9009\",\"name\":\"link\"},{\"type\":\"file\",\"id\":"
+			"\"9010\",\"name\":\"gone\",\"item_status\":\"trashed\"},"
+			"{\"type\":\"file\",\"id\":\"../9011\",\"name\":\"badid\"},"
+			"{\"type\":\"folder\",\"id\":\"9012\",\"name\":\"sub\"}]}",
+#undef NAMED
 	};
 	struct MHD_Response *resp = NULL;
 	char *b;
@@ -322,6 +334,7 @@ static void corrupt_respond(struct req *r, const struct fault_spec *f)
 
 	switch (f->body) {
 	case FB_TRUNCATED: case FB_NOTJSON: case FB_TYPES: case FB_MISSING:
+	case FB_NAMES:
 		resp = MHD_create_response_from_buffer(strlen(canned[f->body]),
 				(void *)canned[f->body], MHD_RESPMEM_PERSISTENT);
 		break;

@@ -419,12 +419,12 @@ static int fault_kv(struct fault_spec *f, const char *k, const char *v,
 		f->status_set = 1;
 	} else if (!strcmp(k, "body")) {
 		static const char *bodies[] = { "truncated", "notjson", "types",
-			"missing", "huge", "deep", "length" };
+			"missing", "huge", "deep", "length", "names" };
 		int i;
 
-		for (i = 0; i < 7 && strcmp(v, bodies[i]); i++)
+		for (i = 0; i < 8 && strcmp(v, bodies[i]); i++)
 			;
-		if (i == 7)
+		if (i == 8)
 			goto bad;
 		f->body = (enum fault_body)(i + 1);
 	} else if (!strcmp(k, "bytes")) {

@@ -56,7 +56,7 @@ enum fault_kind { FK_STATUS = 1, FK_RESET, FK_DELAY, FK_COMMIT202,
 		  FK_EXPIRE, FK_CORRUPT };
 /* kind=corrupt: the malformed answer body sent instead of processing */
 enum fault_body { FB_TRUNCATED = 1, FB_NOTJSON, FB_TYPES, FB_MISSING,
-		  FB_HUGE, FB_DEEP, FB_LENGTH };
+		  FB_HUGE, FB_DEEP, FB_LENGTH, FB_NAMES };
 struct fault_spec {
 	enum fault_kind kind;
 	char method[16];	/* "" = any */

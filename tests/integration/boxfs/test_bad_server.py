@@ -143,3 +143,25 @@ def write_sized(path, data):
         os.write(fd, data)
     finally:
         os.close(fd)
+
+
+def test_unsafe_names_in_a_listing(boxsim_factory, boxfs_factory):
+    """Names that cannot exist locally ('/', '.', '..', NUL, empty), other
+    item types, trashed items and malformed ids are never shown; a name
+    clashing case-insensitively with another shows once; nothing crashes
+    and the folder lists normally once the server is sane again."""
+    sim = boxsim_factory()
+    d = sim.client.create_folder("0", "d")
+    sim.client.upload(d["id"], "real.txt", b"real")
+    m = boxfs_factory(sim, "dir_ttl=0", "attr_ttl=0")
+    seen = len(m.stderr_text().splitlines())
+    corrupt(sim, "names", "GET", "/2.0/folders/%s/items" % d["id"])
+    shown = sorted(os.listdir(m.path / "d"))
+    assert shown in (["ok.txt", "sub"], ["OK.TXT", "sub"]), shown
+    other = "OK.TXT" if shown[0] == "ok.txt" else "ok.txt"
+    for bad in ("a", "x", "link", "gone", "badid", other):
+        assert errno_of(os.lstat, m.path / "d" / bad) == errno.ENOENT, bad
+    assert_logged(m, seen, "not shown")
+    sim.clear_faults()
+    assert sorted(os.listdir(m.path / "d")) == ["real.txt"]
+    assert (m.path / "d" / "real.txt").read_bytes() == b"real"
