@@ -399,6 +399,19 @@ static void free_raw(struct raw_opts *r)
 	free(r->predict);
 }
 
+/* What parsing the command line allocated (tests/fuzz/fuzz_options.c
+ * uses it too). */
+static void parse_free(struct fuse_args *args, struct fuse_cmdline_opts *co,
+		       struct raw_opts *raw)
+{
+	free(co->mountpoint);
+	fuse_opt_free_args(args);
+	if (!raw->cache_dir && boxfs_opts.cache_dir)
+		free(boxfs_opts.cache_dir);
+	free_raw(raw);
+	config_free();
+}
+
 /* Our fixed mount options; the user's -o options come after and win. */
 static int add_mount_opts(struct fuse_args *args)
 {
@@ -587,11 +600,6 @@ int main(int argc, char *argv[])
 	}
 	ret = run(&args, &co);
 out:
-	free(co.mountpoint);
-	fuse_opt_free_args(&args);
-	if (!raw.cache_dir && boxfs_opts.cache_dir)
-		free(boxfs_opts.cache_dir);
-	free_raw(&raw);
-	config_free();
+	parse_free(&args, &co, &raw);
 	return ret;
 }

@@ -13,6 +13,7 @@
 #include <cjson/cJSON.h>
 
 #include "box.h"
+#include "fuzz.h"
 #include "codec.h"
 #include "log.h"
 #include "options.h"
@@ -59,14 +60,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char *body;
 	int rc, count = 0;
 
-	if (size < 1)
-		return 0;
 	/* box.c parses bodies it owns (http.c NUL-terminates them) */
-	body = malloc(size);
+	body = fuzz_cstr(data, size);
 	if (!body)
 		return 0;
-	memcpy(body, data + 1, size - 1);
-	body[size - 1] = '\0';
 	if (data[0] % 6 == 5) {
 		rc = box_parse_error(body, size - 1, code, sizeof(code), msg,
 				     sizeof(msg), cid);

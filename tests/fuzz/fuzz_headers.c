@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "fuzz.h"
 #include "http.h"
 #include "log.h"
 #include "options.h"
@@ -24,13 +25,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char *v;
 	int rc;
 
-	if (size < 1)
-		return 0;
-	v = malloc(size);
+	v = fuzz_cstr(data, size);
 	if (!v)
 		return 0;
-	memcpy(v, data + 1, size - 1);
-	v[size - 1] = '\0';
 	switch (data[0] % 5) {
 	case 0:
 		if (!parse_content_range(v, &a, &b, &t))

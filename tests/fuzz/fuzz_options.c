@@ -85,12 +85,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (co.mountpoint && add_mount_opts(&args))
 		abort();
 out:
-	free(co.mountpoint);
-	fuse_opt_free_args(&args);
-	if (!raw.cache_dir && boxfs_opts.cache_dir)
-		free(boxfs_opts.cache_dir);
-	free_raw(&raw);
-	config_free();
+	parse_free(&args, &co, &raw);
 	free(buf);
 	return 0;
 }

@@ -15,6 +15,7 @@ import subprocess
 
 import pytest
 
+from boxsimctl import self_signed_cert
 from boxfs_helpers import assert_server_file, data_of, errno_of, write_file
 from test_fs_mount import assert_failed_mount
 
@@ -120,15 +121,10 @@ def test_refresh_token_absent_everywhere(osim, boxfs_factory, tmp_path):
 
 
 def _self_signed(tmp_path):
-    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
-    r = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048",
-                        "-nodes", "-keyout", str(key), "-out", str(cert),
-                        "-days", "2", "-subj", "/CN=127.0.0.1",
-                        "-addext", "subjectAltName=IP:127.0.0.1"],
-                       capture_output=True, timeout=60)
-    if r.returncode:
-        pytest.skip("openssl cannot make a certificate: %s" % r.stderr)
-    return cert, key
+    pair = self_signed_cert(tmp_path)
+    if not pair:
+        pytest.skip("openssl cannot make a certificate")
+    return pair
 
 
 def test_tls_verified_by_default(boxsim_factory, boxfs_factory, tmp_path):
