@@ -44,6 +44,7 @@ struct http_xfer {
 	int full;               /* download buffer filled: stopped on purpose */
 	int too_big;
 	uint64_t skipped;
+	size_t cap;             /* allocated size of rs->body */
 };
 
 static void http_key_free(void *h)
@@ -334,13 +335,24 @@ static int http_collect(struct http_xfer *x, const char *src, size_t n)
 		x->too_big = 1;
 		return -1;
 	}
-	nb = realloc(rs->body, rs->len + n + 1);
-	if (!nb)
-		return -1;
-	memcpy(nb + rs->len, src, n);
-	rs->body = nb;
+	/* grow by doubling: exact-size reallocs copy a big answer
+	 * quadratically (minutes for 16 MiB under ASan) */
+	if (rs->len + n + 1 > x->cap) {
+		size_t cap = x->cap ? x->cap : 4096;
+
+		while (cap < rs->len + n + 1)
+			cap *= 2;
+		if (cap > HTTP_BODY_MAX + 1)
+			cap = HTTP_BODY_MAX + 1;
+		nb = realloc(rs->body, cap);
+		if (!nb)
+			return -1;
+		rs->body = nb;
+		x->cap = cap;
+	}
+	memcpy(rs->body + rs->len, src, n);
 	rs->len += n;
-	nb[rs->len] = '\0';
+	rs->body[rs->len] = '\0';
 	return 0;
 }
 
