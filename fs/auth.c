@@ -399,8 +399,9 @@ int auth_init(char *msg, size_t msglen)
 		rc = auth_read_file(boxfs_opts.token_file, msg, msglen);
 	} else if ((env = getenv("BOX_TOKEN")) != NULL) {
 		char *copy = strdup(env);
-		/* children (and /proc/<pid>/environ readers after exec) must
-		 * not see it */
+		/* children and /proc/<pid>/environ (which shows the initial
+		 * environment block, whatever unsetenv does) must not see it */
+		explicit_bzero((char *)env, strlen(env));
 		unsetenv("BOX_TOKEN");
 		if (!copy) {
 			rc = -ENOMEM;

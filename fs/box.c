@@ -441,19 +441,25 @@ static int box_answer_item(struct box_call *c, struct box_item *out)
 	return 0;
 }
 
+int box_parse_files(const cJSON *j, struct box_item *it)
+{
+	const cJSON *e = box_obj(j, "entries");
+
+	if (!cJSON_IsArray(e) || cJSON_GetArraySize(e) < 1)
+		return -EIO;
+	return box_parse_item(cJSON_GetArrayItem(e, 0), it);
+}
+
 /* {"total_count":1,"entries":[item]} */
 static int box_answer_files(struct box_call *c, struct box_item *out)
 {
 	struct box_item tmp;
 	cJSON *j = box_answer(c);
-	const cJSON *e;
-	int rc = -EIO;
+	int rc;
 
 	if (!j)
 		return -EIO;
-	e = box_obj(j, "entries");
-	if (cJSON_IsArray(e) && cJSON_GetArraySize(e) >= 1)
-		rc = box_parse_item(cJSON_GetArrayItem(e, 0), out ? out : &tmp);
+	rc = box_parse_files(j, out ? out : &tmp);
 	cJSON_Delete(j);
 	if (rc) {
 		log_err("box: %s %s: no usable file in the answer",
@@ -514,12 +520,17 @@ int box_check(char *msg, size_t msglen)
 			 "(HTTP %ld): get a new token", c.rs.status);
 	} else if (rc == -EACCES) {
 		snprintf(msg, msglen, "no access token loaded");
+	} else if (c.rs.status >= 200 && c.rs.status <= 299) {
+		/* oversized or cut short: the transfer failed, not the call */
+		snprintf(msg, msglen, "%s/users/me did not answer like Box "
+			 "(unusable answer)", box_api_root());
 	} else if (c.rs.status) {
 		snprintf(msg, msglen, "%s/users/me answered HTTP %ld", box_api_root(),
 			 c.rs.status);
 	} else {
-		snprintf(msg, msglen, "cannot reach %s: %s", box_api_root(),
-			 rc == -ETIMEDOUT ? "timed out" : "connection failed");
+		snprintf(msg, msglen, "cannot reach %s/users/me: %s",
+			 box_api_root(), rc == -ETIMEDOUT ? "timed out" :
+			 "connection failed or cut short");
 	}
 	box_call_free(&c);
 	return rc;
@@ -533,8 +544,12 @@ int box_space(uint64_t *total, uint64_t *used)
 	if (!rc) {
 		cJSON *j = box_answer(&c);
 		if (!j || box_u64(j, "space_amount", total) ||
-		    box_u64(j, "space_used", used))
+		    box_u64(j, "space_used", used)) {
+			if (j)
+				log_err("box: GET %s: no usable space_amount "
+					"and space_used", c.path);
 			rc = -EIO;
+		}
 		cJSON_Delete(j);
 	}
 	box_call_free(&c);
@@ -561,13 +576,42 @@ int box_get_item(enum box_type type, const char *id, struct box_item *out)
 	return rc;
 }
 
+int box_parse_page(const cJSON *j, const char *logpath, box_list_cb cb,
+		   void *arg, char *marker, size_t mlen)
+{
+	const cJSON *e = box_obj(j, "entries"), *it;
+	const char *next;
+	int rc;
+
+	if (!cJSON_IsArray(e)) {
+		log_err("box: GET %s: no entries in the listing", logpath);
+		return -EIO;
+	}
+	cJSON_ArrayForEach(it, e) {
+		struct box_item bi;
+		int r = box_parse_item(it, &bi);
+		if (r < 0)
+			log_warn("box: GET %s: skipping a malformed entry", logpath);
+		if (r)
+			continue;
+		if ((rc = cb(&bi, arg)) != 0)
+			return rc;
+	}
+	next = box_str(j, "next_marker");
+	if (next && strlen(next) >= mlen) {
+		log_err("box: GET %s: next_marker too long", logpath);
+		return -EIO;
+	}
+	box_copy(marker, mlen, next);
+	return 0;
+}
+
 /* One page; *marker gets the next marker ("" at the end). */
 static int box_list_page(const char *folder_id, char *marker, size_t mlen,
 			 box_list_cb cb, void *arg)
 {
 	char query[1200], esc[800];
 	struct box_call c;
-	const cJSON *e, *it;
 	cJSON *j = NULL;
 	int rc;
 
@@ -585,29 +629,7 @@ static int box_list_page(const char *folder_id, char *marker, size_t mlen,
 		rc = -EIO;
 	if (rc)
 		goto out;
-	e = box_obj(j, "entries");
-	if (!cJSON_IsArray(e)) {
-		log_err("box: GET %s: no entries in the listing", c.path);
-		rc = -EIO;
-		goto out;
-	}
-	cJSON_ArrayForEach(it, e) {
-		struct box_item bi;
-		int r = box_parse_item(it, &bi);
-		if (r < 0)
-			log_warn("box: GET %s: skipping a malformed entry", c.path);
-		if (r)
-			continue;
-		if ((rc = cb(&bi, arg)) != 0)
-			goto out;
-	}
-	const char *next = box_str(j, "next_marker");
-	if (next && strlen(next) >= mlen) {
-		log_err("box: GET %s: next_marker too long", c.path);
-		rc = -EIO;
-		goto out;
-	}
-	box_copy(marker, mlen, next);
+	rc = box_parse_page(j, c.path, cb, arg, marker, mlen);
 out:
 	cJSON_Delete(j);
 	box_call_free(&c);
@@ -931,7 +953,7 @@ int box_upload_simple(const char *parent_id, const char *file_id,
 
 /* ---- upload sessions -------------------------------------------------- */
 
-static int box_parse_session(cJSON *j, struct box_session *s)
+int box_parse_session(const cJSON *j, struct box_session *s)
 {
 	const char *id = box_str(j, "id");
 	uint64_t tp;
@@ -988,7 +1010,7 @@ int box_session_create(const char *parent_id, const char *file_id,
 	return rc;
 }
 
-static int box_parse_part(const cJSON *j, struct box_part *p)
+int box_parse_part(const cJSON *j, struct box_part *p)
 {
 	const char *id = cJSON_IsObject(j) ? box_str(j, "part_id") : NULL;
 	const char *sha1 = id ? box_str(j, "sha1") : NULL;
@@ -1013,6 +1035,38 @@ static int box_part_cmp(const void *a, const void *b)
 	return x->offset < y->offset ? -1 : x->offset > y->offset;
 }
 
+int box_parse_parts_page(const cJSON *j, const char *logpath,
+			 struct box_part **v, size_t *n, size_t *cap,
+			 size_t *got, uint64_t *limit)
+{
+	const cJSON *e = box_obj(j, "entries"), *it;
+
+	*got = 0;
+	if (!cJSON_IsArray(e)) {
+		log_err("box: GET %s: no entries in the parts list", logpath);
+		return -EIO;
+	}
+	cJSON_ArrayForEach(it, e) {
+		if (*n == *cap) {
+			size_t nc = *cap ? *cap * 2 : 64;
+			struct box_part *nv = realloc(*v, nc * sizeof(**v));
+			if (!nv)
+				return -ENOMEM;
+			*v = nv;
+			*cap = nc;
+		}
+		if (box_parse_part(it, &(*v)[*n])) {
+			log_err("box: GET %s: malformed part", logpath);
+			return -EIO;
+		}
+		(*n)++;
+		(*got)++;
+	}
+	if (box_u64(j, "limit", limit) || !*limit)
+		*limit = 1000;
+	return 0;
+}
+
 int box_session_list_parts(const struct box_session *s,
 			   struct box_part **parts, size_t *nparts)
 {
@@ -1028,10 +1082,9 @@ int box_session_list_parts(const struct box_session *s,
 	for (;;) {
 		struct box_call c;
 		char q[64];
-		const cJSON *e, *it;
 		cJSON *j = NULL;
 		uint64_t limit = 1000;
-		int got = 0;
+		size_t got = 0;
 
 		box_call_init(&c, "GET", HTTP_IDEMPOTENT);
 		c.session = 1;
@@ -1041,32 +1094,8 @@ int box_session_list_parts(const struct box_session *s,
 			rc = box_run(&c, NULL);
 		if (!rc && !(j = box_answer(&c)))
 			rc = -EIO;
-		e = j ? box_obj(j, "entries") : NULL;
-		if (!rc && !cJSON_IsArray(e))
-			rc = -EIO;
-		if (!rc) {
-			cJSON_ArrayForEach(it, e) {
-				if (n == cap) {
-					size_t nc = cap ? cap * 2 : 64;
-					struct box_part *nv = realloc(v, nc * sizeof(*v));
-					if (!nv) {
-						rc = -ENOMEM;
-						break;
-					}
-					v = nv;
-					cap = nc;
-				}
-				if (box_parse_part(it, &v[n])) {
-					log_err("box: GET %s: malformed part", c.path);
-					rc = -EIO;
-					break;
-				}
-				n++;
-				got++;
-			}
-			if (box_u64(j, "limit", &limit) || !limit)
-				limit = 1000;
-		}
+		if (!rc)
+			rc = box_parse_parts_page(j, c.path, &v, &n, &cap, &got, &limit);
 		cJSON_Delete(j);
 		box_call_free(&c);
 		if (rc)

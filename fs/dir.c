@@ -115,6 +115,15 @@ static void apply_listing(struct inode *dir, struct listing *l)
 	for (i = 0; i < l->n; i++) {
 		if (!strcmp(l->v[i]->id, dir->id))
 			continue;
+		/* Box keeps names unique case-insensitively; a listing that
+		 * breaks this would make a lookup find the other item */
+		c = inode_clash(dir->ino, l->v[i]->name, NULL);
+		if (c && c->seen && strcmp(c->id, l->v[i]->id)) {
+			log_warn("dir: folder %s lists items %s and %s under one "
+				 "name (ignoring case): %s not shown", dir->id,
+				 c->id, l->v[i]->id, l->v[i]->id);
+			continue;
+		}
 		c = inode_from_item(dir->ino, l->v[i]);
 		if (c)
 			c->seen = 1;

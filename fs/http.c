@@ -44,6 +44,7 @@ struct http_xfer {
 	int full;               /* download buffer filled: stopped on purpose */
 	int too_big;
 	uint64_t skipped;
+	size_t cap;             /* allocated size of rs->body */
 };
 
 static void http_key_free(void *h)
@@ -115,14 +116,139 @@ long http_backoff_ms(int n, double r01)
 	return (long)(ms * (0.5 + r01));
 }
 
-int http_parse_retry_after(const char *v)
+/* Fixed-width decimal field of n digits at *p. -1 when not digits. */
+static int http_num(const char **p, int n)
 {
+	int v = 0;
+
+	while (n-- > 0) {
+		if (!isdigit((unsigned char)**p))
+			return -1;
+		v = v * 10 + (*(*p)++ - '0');
+	}
+	return v;
+}
+
+/* 1..12 for "Jan".."Dec" at *p (exact case, as HTTP-date requires), else 0. */
+static int http_month(const char **p)
+{
+	static const char m[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+
+	for (int i = 0; i < 12; i++)
+		if (!strncmp(*p, m + 3 * i, 3)) {
+			*p += 3;
+			return i + 1;
+		}
+	return 0;
+}
+
+static int http_lit(const char **p, const char *lit)
+{
+	size_t n = strlen(lit);
+
+	if (strncmp(*p, lit, n))
+		return -1;
+	*p += n;
+	return 0;
+}
+
+/* "HH:MM:SS" into t. */
+static int http_hms(const char **p, struct tm *t)
+{
+	if ((t->tm_hour = http_num(p, 2)) < 0 || http_lit(p, ":") ||
+	    (t->tm_min = http_num(p, 2)) < 0 || http_lit(p, ":") ||
+	    (t->tm_sec = http_num(p, 2)) < 0)
+		return -1;
+	return t->tm_hour > 23 || t->tm_min > 59 || t->tm_sec > 60 ? -1 : 0;
+}
+
+int http_parse_date(const char *v, time_t *out)
+{
+	static const char *const days[] = { "Mon", "Tue", "Wed", "Thu", "Fri",
+					    "Sat", "Sun" };
+	static const char *const longdays[] = { "Monday", "Tuesday",
+		"Wednesday", "Thursday", "Friday", "Saturday", "Sunday" };
+	static const int mdays[] = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31,
+				     30, 31 };
+	struct tm t;
+	const char *p = v;
+	int i, form = 0;
+	time_t r;
+
+	memset(&t, 0, sizeof(t));
+	for (i = 0; i < 7 && !form; i++) {
+		size_t n = strlen(longdays[i]);
+		if (!strncmp(p, longdays[i], n) && p[n] == ',') {
+			p += n + 1;
+			form = 2;               /* RFC 850 */
+		} else if (!strncmp(p, days[i], 3) && (p[3] == ',' || p[3] == ' ')) {
+			form = p[3] == ',' ? 1 : 3;     /* IMF-fixdate, asctime */
+			p += 4;
+		}
+	}
+	if (form == 1) {        /* Sun, 06 Nov 1994 08:49:37 GMT */
+		if (http_lit(&p, " ") || (t.tm_mday = http_num(&p, 2)) < 0 ||
+		    http_lit(&p, " ") || !(t.tm_mon = http_month(&p)) ||
+		    http_lit(&p, " ") || (t.tm_year = http_num(&p, 4)) < 0 ||
+		    http_lit(&p, " ") || http_hms(&p, &t) || http_lit(&p, " GMT"))
+			return -1;
+	} else if (form == 2) { /* Sunday, 06-Nov-94 08:49:37 GMT */
+		if (http_lit(&p, " ") || (t.tm_mday = http_num(&p, 2)) < 0 ||
+		    http_lit(&p, "-") || !(t.tm_mon = http_month(&p)) ||
+		    http_lit(&p, "-") || (t.tm_year = http_num(&p, 2)) < 0 ||
+		    http_lit(&p, " ") || http_hms(&p, &t) || http_lit(&p, " GMT"))
+			return -1;
+		/* RFC 9110: a two-digit year more than 50 years ahead is past */
+		t.tm_year += t.tm_year < 70 ? 2000 : 1900;
+	} else if (form == 3) { /* Sun Nov  6 08:49:37 1994 */
+		if (!(t.tm_mon = http_month(&p)) || http_lit(&p, " "))
+			return -1;
+		if (*p == ' ')
+			p++, t.tm_mday = http_num(&p, 1);
+		else
+			t.tm_mday = http_num(&p, 2);
+		if (t.tm_mday < 0 || http_lit(&p, " ") || http_hms(&p, &t) ||
+		    http_lit(&p, " ") || (t.tm_year = http_num(&p, 4)) < 0)
+			return -1;
+	} else {
+		return -1;
+	}
+	if (*p || t.tm_year < 1970 || t.tm_mday < 1 ||
+	    t.tm_mday > mdays[t.tm_mon - 1])
+		return -1;
+	t.tm_year -= 1900;
+	t.tm_mon -= 1;
+	r = timegm(&t);
+	if (r == (time_t)-1)
+		return -1;
+	*out = r;
+	return 0;
+}
+
+int http_parse_retry_after_at(const char *v, time_t now)
+{
+	char buf[64];
+	size_t n;
 	long s = 0;
+	time_t when;
 
 	while (*v == ' ' || *v == '\t')
 		v++;
-	if (!isdigit((unsigned char)*v))
-		return -1;
+	if (!isdigit((unsigned char)*v)) {
+		/* an HTTP-date: the delay is the time until then */
+		n = strlen(v);
+		while (n > 0 && strchr(" \t\r\n", v[n - 1]))
+			n--;
+		if (n >= sizeof(buf))
+			return -1;
+		memcpy(buf, v, n);
+		buf[n] = '\0';
+		if (http_parse_date(buf, &when))
+			return -1;
+		if (when <= now)
+			return 0;
+		return when - now > 86400 ? 86400 : (int)(when - now);
+	}
 	while (isdigit((unsigned char)*v)) {
 		s = s * 10 + (*v++ - '0');
 		if (s > 86400)
@@ -131,6 +257,11 @@ int http_parse_retry_after(const char *v)
 	while (*v == ' ' || *v == '\t' || *v == '\r' || *v == '\n')
 		v++;
 	return *v ? -1 : (int)s;
+}
+
+int http_parse_retry_after(const char *v)
+{
+	return http_parse_retry_after_at(v, time(NULL));
 }
 
 static size_t http_body_read(char *dst, size_t size, size_t n, void *arg)
@@ -204,13 +335,24 @@ static int http_collect(struct http_xfer *x, const char *src, size_t n)
 		x->too_big = 1;
 		return -1;
 	}
-	nb = realloc(rs->body, rs->len + n + 1);
-	if (!nb)
-		return -1;
-	memcpy(nb + rs->len, src, n);
-	rs->body = nb;
+	/* grow by doubling: exact-size reallocs copy a big answer
+	 * quadratically (minutes for 16 MiB under ASan) */
+	if (rs->len + n + 1 > x->cap) {
+		size_t cap = x->cap ? x->cap : 4096;
+
+		while (cap < rs->len + n + 1)
+			cap *= 2;
+		if (cap > HTTP_BODY_MAX + 1)
+			cap = HTTP_BODY_MAX + 1;
+		nb = realloc(rs->body, cap);
+		if (!nb)
+			return -1;
+		rs->body = nb;
+		x->cap = cap;
+	}
+	memcpy(rs->body + rs->len, src, n);
 	rs->len += n;
-	nb[rs->len] = '\0';
+	rs->body[rs->len] = '\0';
 	return 0;
 }
 

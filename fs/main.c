@@ -290,6 +290,28 @@ static int absolutize(char **path)
 	return 1;
 }
 
+/* The spool holds file contents: an existing cache_dir that another user
+ * owns or that group/others can enter is refused (upload.c creates a
+ * missing one 0700). */
+static int check_private(const char *dir)
+{
+	struct stat st;
+
+	if (stat(dir, &st) || !S_ISDIR(st.st_mode))
+		return 0;	/* upload_init creates it or says why not */
+	if (st.st_uid != geteuid())
+		return bad("cache_dir", dir, "owned by another user; use a "
+			   "private directory");
+	if (st.st_mode & 077) {
+		char why[96];
+
+		snprintf(why, sizeof(why), "open to group or others (mode "
+			 "%03o); chmod 700 it", (unsigned)(st.st_mode & 0777));
+		return bad("cache_dir", dir, why);
+	}
+	return 0;
+}
+
 /* Strings in raw stay allocated (owned by main until exit). */
 static int apply(struct raw_opts *r)
 {
@@ -358,7 +380,7 @@ static int apply(struct raw_opts *r)
 			return -1;
 		}
 	}
-	return 0;
+	return check_private(o->cache_dir);
 }
 
 static void free_raw(struct raw_opts *r)
@@ -382,6 +404,19 @@ static void free_raw(struct raw_opts *r)
 	free(r->chunked_min);
 	free(r->config);
 	free(r->predict);
+}
+
+/* What parsing the command line allocated (tests/fuzz/fuzz_options.c
+ * uses it too). */
+static void parse_free(struct fuse_args *args, struct fuse_cmdline_opts *co,
+		       struct raw_opts *raw)
+{
+	free(co->mountpoint);
+	fuse_opt_free_args(args);
+	if (!raw->cache_dir && boxfs_opts.cache_dir)
+		free(boxfs_opts.cache_dir);
+	free_raw(raw);
+	config_free();
 }
 
 /* Our fixed mount options; the user's -o options come after and win. */
@@ -465,15 +500,8 @@ static int run(struct fuse_args *args, struct fuse_cmdline_opts *co)
 	if (!se)
 		goto out_inode;         /* libfuse printed why */
 	err = box_init();
-	if (err) {
-		if (err == -ENOMEM)
-			fprintf(stderr, "boxfs: cannot set up the HTTP client: "
-				"out of memory\n");
-		else    /* auth printed which token source failed and why */
-			fprintf(stderr, "boxfs: cannot load the access token: %s\n",
-				strerror(-err));
+	if (err)	/* box/auth logged the one line that says why */
 		goto out_session;
-	}
 	err = quiet_check(msg, sizeof(msg));
 	if (err) {
 		fprintf(stderr, "boxfs: %s\n", msg[0] ? msg : strerror(-err));
@@ -579,11 +607,6 @@ int main(int argc, char *argv[])
 	}
 	ret = run(&args, &co);
 out:
-	free(co.mountpoint);
-	fuse_opt_free_args(&args);
-	if (!raw.cache_dir && boxfs_opts.cache_dir)
-		free(boxfs_opts.cache_dir);
-	free_raw(&raw);
-	config_free();
+	parse_free(&args, &co, &raw);
 	return ret;
 }

@@ -144,6 +144,26 @@ int box_parse_error(const char *body, size_t len, char *code, size_t codelen,
  * strings into '/' (so such names are refused, never truncated). body is
  * modified in place. NULL when it is not JSON. */
 struct cJSON *box_parse_json(char *body, size_t len);
+/* The answer parsers of the calls above, exposed for tests/fuzz (each
+ * takes any cJSON tree, never crashes, returns 0 or -EIO with a log line
+ * naming logpath where the caller would log one):
+ * {"entries":[item,...]} of a simple upload or commit -> the first item
+ * (box_parse_item's codes); */
+int box_parse_files(const struct cJSON *j, struct box_item *it);
+/* one listing page: cb for each usable entry (a cb error stops and is
+ * returned), marker gets next_marker ("" at the end); */
+int box_parse_page(const struct cJSON *j, const char *logpath, box_list_cb cb,
+		   void *arg, char *marker, size_t mlen);
+/* an upload session object (file_size is left 0: the caller knows it); */
+int box_parse_session(const struct cJSON *j, struct box_session *s);
+/* one part record {"part_id","offset","size","sha1"}; */
+int box_parse_part(const struct cJSON *j, struct box_part *p);
+/* one page of a parts list, appended to the malloc'ed *v (*n used of *cap;
+ * -ENOMEM leaves *v valid for free()); *got = entries of this page, *limit
+ * = the page size the server used (1000 when it did not say). */
+int box_parse_parts_page(const struct cJSON *j, const char *logpath,
+			 struct box_part **v, size_t *n, size_t *cap,
+			 size_t *got, uint64_t *limit);
 /* HTTP status + Box code -> -errno as listed at the top (session: 404/410
  * mean the upload session is gone, -ESTALE). */
 int box_errno(long status, const char *code, int session);

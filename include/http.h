@@ -37,6 +37,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 #include <curl/curl.h>
 
 #define HTTP_BODY_MAX (16u << 20)
@@ -105,7 +106,13 @@ void http_get_counters(struct http_counters *out);
  * 2^n, capped at 30 s, times a jitter factor in [0.5, 1.5) from r01 in
  * [0, 1). Exposed for the unit test. */
 long http_backoff_ms(int n, double r01);
-/* Parse a Retry-After value (delta-seconds only). Seconds, or -1. */
+/* Parse a Retry-After value: delta-seconds, or an HTTP-date (IMF-fixdate,
+ * RFC 850 or asctime form, RFC 9110 5.6.7) meaning the seconds from `now`
+ * until then (0 when it is past). Capped at 86400; -1 when malformed.
+ * http_parse_retry_after uses the current time. */
 int http_parse_retry_after(const char *v);
+int http_parse_retry_after_at(const char *v, time_t now);
+/* An HTTP-date in any of the three forms -> epoch seconds. 0 or -1. */
+int http_parse_date(const char *v, time_t *out);
 
 #endif

@@ -285,11 +285,101 @@ static void sim_route(struct req *r)
 	}
 }
 
+/* kind=corrupt, body=length: Content-Length says more than is sent, then
+ * the connection closes. */
+static const char short_body[] = "{\"type\":\"file\",\"id\":\"1\",\"na";
+
+static ssize_t short_reader(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	size_t n = sizeof(short_body) - 1;
+
+	(void)cls;
+	if (pos >= n)
+		return MHD_CONTENT_READER_END_WITH_ERROR;
+	n -= (size_t)pos;
+	n = n < max ? n : max;
+	memcpy(buf, short_body + pos, n);
+	return (ssize_t)n;
+}
+
+/* kind=corrupt: a malformed answer with the fault's status (README). */
+static void corrupt_respond(struct req *r, const struct fault_spec *f)
+{
+	static const char *const canned[] = {
+		[FB_TRUNCATED] = "{\"total_count\":2,\"entries\":[{\"type\":"
+			"\"file\",\"id\":\"12345\",\"name\":\"trunc",
+		[FB_NOTJSON] = "<html><body><h1>502 Bad Gateway</h1></body></html>\n",
+		[FB_TYPES] = "{\"type\":\"file\",\"id\":{\"id\":\"1\"},\"name\":7,"
+			"\"size\":\"abc\",\"sha1\":[],\"parent\":\"0\","
+			"\"entries\":{\"0\":1},\"next_marker\":5,\"part\":\"x\","
+			"\"part_size\":\"abc\",\"total_parts\":-1,"
+			"\"space_amount\":\"abc\",\"space_used\":{},\"login\":1}",
+		[FB_MISSING] = "{\"total_count\":0,\"limit\":1000}",
+#define NAMED(id, n) "{\"type\":\"file\",\"id\":\"" id "\",\"name\":\"" n \
+	"\",\"size\":3,\"item_status\":\"active\"}"
+		[FB_NAMES] = "{\"limit\":1000,\"entries\":[" NAMED("9001", "a/b") ","
+			NAMED("9002", ".") "," NAMED("9003", "..") ","
+			NAMED("9004", "x\\u0000y") "," NAMED("9005", "") ","
+			NAMED("9006", "\\u0000") "," NAMED("9007", "ok.txt") ","
+			NAMED("9008", "OK.TXT") ",{\"type\":\"web_link\",\"id\":"
+			"\"9009\",\"name\":\"link\"},{\"type\":\"file\",\"id\":"
+			"\"9010\",\"name\":\"gone\",\"item_status\":\"trashed\"},"
+			"{\"type\":\"file\",\"id\":\"../9011\",\"name\":\"badid\"},"
+			"{\"type\":\"folder\",\"id\":\"9012\",\"name\":\"sub\"}]}",
+#undef NAMED
+	};
+	struct MHD_Response *resp = NULL;
+	char *b;
+	size_t n, depth = 100000;
+
+	switch (f->body) {
+	case FB_TRUNCATED: case FB_NOTJSON: case FB_TYPES: case FB_MISSING:
+	case FB_NAMES:
+		resp = MHD_create_response_from_buffer(strlen(canned[f->body]),
+				(void *)canned[f->body], MHD_RESPMEM_PERSISTENT);
+		break;
+	case FB_HUGE:	/* whitespace, then an empty object */
+		n = (size_t)f->bytes;
+		b = malloc(n + 2);
+		if (b) {
+			memset(b, ' ', n);
+			memcpy(b + n, "{}", 2);
+			resp = MHD_create_response_from_buffer(n + 2, b,
+						MHD_RESPMEM_MUST_FREE);
+			if (!resp)
+				free(b);
+		}
+		break;
+	case FB_DEEP:	/* {"entries":[[[...]]]} nested 100000 deep */
+		n = 12 + 2 * depth;
+		b = malloc(n);
+		if (b) {
+			memcpy(b, "{\"entries\":", 11);
+			memset(b + 11, '[', depth);
+			memset(b + 11 + depth, ']', depth);
+			b[n - 1] = '}';
+			resp = MHD_create_response_from_buffer(n, b,
+						MHD_RESPMEM_MUST_FREE);
+			if (!resp)
+				free(b);
+		}
+		break;
+	case FB_LENGTH:
+		resp = MHD_create_response_from_callback(4096, 256, short_reader,
+							 NULL, NULL);
+		break;
+	}
+	if (resp)
+		MHD_add_response_header(resp, "Content-Type", f->body == FB_NOTJSON ?
+					"text/html" : "application/json");
+	http_respond(r, f->status, resp);
+}
+
 static void fault_respond(struct req *r, const struct fault_spec *f)
 {
 	char ra[16];
 	static const char *kinds[] = { "", "status", "reset", "delay",
-				       "commit202", "expire" };
+				       "commit202", "expire", "corrupt" };
 
 	r->fault = kinds[f->kind];
 	snprintf(ra, sizeof(ra), "%d", f->retry_after);
@@ -304,6 +394,9 @@ static void fault_respond(struct req *r, const struct fault_spec *f)
 	case FK_COMMIT202:
 		http_empty(r, 202);
 		MHD_add_response_header(r->resp, "Retry-After", ra);
+		break;
+	case FK_CORRUPT:
+		corrupt_respond(r, f);
 		break;
 	case FK_EXPIRE:
 		upl_expire_path(r->path);

@@ -362,10 +362,10 @@ int parse_mp_boundary(const char *ctype, char *out, size_t outlen)
 static int fault_kind(const char *v)
 {
 	static const char *names[] = { "status", "reset", "delay",
-				       "commit202", "expire" };
+				       "commit202", "expire", "corrupt" };
 	int i;
 
-	for (i = 0; i < 5; i++)
+	for (i = 0; i < 6; i++)
 		if (!strcmp(v, names[i]))
 			return i + 1;
 	return -1;
@@ -416,6 +416,22 @@ static int fault_kv(struct fault_spec *f, const char *k, const char *v,
 		if (n < 200 || n > 599)
 			goto bad;
 		f->status = (int)n;
+		f->status_set = 1;
+	} else if (!strcmp(k, "body")) {
+		static const char *bodies[] = { "truncated", "notjson", "types",
+			"missing", "huge", "deep", "length", "names" };
+		int i;
+
+		for (i = 0; i < 8 && strcmp(v, bodies[i]); i++)
+			;
+		if (i == 8)
+			goto bad;
+		f->body = (enum fault_body)(i + 1);
+	} else if (!strcmp(k, "bytes")) {
+		if (fault_num(k, v, &f->bytes, err, errlen))
+			return -1;
+		if (f->bytes > (1ULL << 30))
+			goto bad;
 	} else if (!strcmp(k, "retry_after")) {
 		if (fault_num(k, v, &n, err, errlen))
 			return -1;
@@ -470,6 +486,14 @@ int parse_fault_spec(const char *s, struct fault_spec *f, char *err,
 		snprintf(err, errlen, "kind= is required");
 		return -1;
 	}
+	if (f->kind == FK_CORRUPT && !f->body) {
+		snprintf(err, errlen, "kind=corrupt needs body=");
+		return -1;
+	}
+	if (f->kind == FK_CORRUPT && !f->status_set)
+		f->status = 200;
+	if (!f->bytes)
+		f->bytes = 50000000;
 	return 0;
 }
 

@@ -53,7 +53,10 @@ int parse_mp_boundary(const char *ctype, char *out, size_t outlen);
 
 /* Fault specification, see README.md. */
 enum fault_kind { FK_STATUS = 1, FK_RESET, FK_DELAY, FK_COMMIT202,
-		  FK_EXPIRE };
+		  FK_EXPIRE, FK_CORRUPT };
+/* kind=corrupt: the malformed answer body sent instead of processing */
+enum fault_body { FB_TRUNCATED = 1, FB_NOTJSON, FB_TYPES, FB_MISSING,
+		  FB_HUGE, FB_DEEP, FB_LENGTH, FB_NAMES };
 struct fault_spec {
 	enum fault_kind kind;
 	char method[16];	/* "" = any */
@@ -64,6 +67,9 @@ struct fault_spec {
 	int retry_after;
 	uint64_t ms;
 	uint64_t after;
+	enum fault_body body;	/* kind=corrupt (required) */
+	uint64_t bytes;		/* body=huge: size (default 50 MB) */
+	int status_set;		/* status= given (corrupt defaults to 200) */
 };
 /* 0 ok; -1 with a message in err. */
 int parse_fault_spec(const char *s, struct fault_spec *f, char *err,

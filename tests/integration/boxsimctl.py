@@ -7,6 +7,7 @@
     sim.log(since=mark)        -> request log entries (list of dicts)
     sim.log_mark()             -> position to pass as `since`
     sim.add_fault(spec) -> id, sim.clear_faults(), sim.faults(), sim.stats()
+    self_signed_cert(dir)      -> (cert, key) for tls=, or None
     sim.stop(), sim.kill(), sim.restart()
 
 The binary is $BOXSIM (default <repo>/build/tests/boxsim/boxsim).  It is
@@ -44,6 +45,19 @@ def _kill_leftovers():
     servers behind."""
     for sim in list(_live):
         sim.kill()
+
+
+def self_signed_cert(directory):
+    """(cert, key) PEM paths of a fresh self-signed certificate for
+    127.0.0.1 (for Boxsim(tls=...)); None when openssl cannot make one."""
+    d = pathlib.Path(directory)
+    key, cert = d / "key.pem", d / "cert.pem"
+    r = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048",
+                        "-nodes", "-keyout", str(key), "-out", str(cert),
+                        "-days", "2", "-subj", "/CN=127.0.0.1",
+                        "-addext", "subjectAltName=IP:127.0.0.1"],
+                       capture_output=True, timeout=60)
+    return None if r.returncode else (cert, key)
 
 
 class BoxsimError(Exception):

@@ -4,11 +4,11 @@ big folders, TLS."""
 import json
 import shutil
 import ssl
-import subprocess
 import urllib.request
 
 import pytest
 
+from boxsimctl import self_signed_cert
 from bs_helpers import (CM, PS, call, commit, data_of, err, ok, put_part,
                         session, sha1_hex)
 
@@ -138,15 +138,10 @@ def test_marker_and_offset_paging_over_1000(boxsim):
 
 
 def _self_signed(tmp_path):
-    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
-    r = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048",
-                        "-nodes", "-keyout", str(key), "-out", str(cert),
-                        "-days", "2", "-subj", "/CN=127.0.0.1",
-                        "-addext", "subjectAltName=IP:127.0.0.1"],
-                       capture_output=True, timeout=60)
-    if r.returncode:
-        pytest.skip("openssl cannot make a certificate: %s" % r.stderr)
-    return cert, key
+    pair = self_signed_cert(tmp_path)
+    if not pair:
+        pytest.skip("openssl cannot make a certificate")
+    return pair
 
 
 def test_tls(boxsim_factory, tmp_path):

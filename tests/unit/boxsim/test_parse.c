@@ -234,6 +234,14 @@ static void test_fault_spec(void **st)
 	assert_int_equal(f.kind, FK_COMMIT202);
 	assert_int_equal(parse_fault_spec("kind=expire", &f, err, sizeof(err)), 0);
 	assert_int_equal(f.kind, FK_EXPIRE);
+	assert_int_equal(parse_fault_spec("kind=corrupt,body=types", &f, err,
+					  sizeof(err)), 0);
+	assert_true(f.kind == FK_CORRUPT && f.body == FB_TYPES && f.status == 200);
+	assert_int_equal(parse_fault_spec("kind=corrupt,body=huge,bytes=1000,status=201",
+					  &f, err, sizeof(err)), 0);
+	assert_true(f.body == FB_HUGE && f.bytes == 1000 && f.status == 201);
+	assert_int_equal(parse_fault_spec("kind=corrupt", &f, err, sizeof(err)), -1);
+	assert_int_equal(parse_fault_spec("kind=corrupt,body=odd", &f, err, sizeof(err)), -1);
 	/* errors */
 	assert_int_equal(parse_fault_spec("", &f, err, sizeof(err)), -1);
 	assert_int_equal(parse_fault_spec("method=PUT", &f, err, sizeof(err)), -1);

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
 #include <cmocka.h>
 #include <cjson/cJSON.h>
 
@@ -175,9 +176,44 @@ static void test_retry_policy(void **state)
 	assert_true(http_backoff_ms(0, 0.999) < 750);
 	assert_int_equal(http_parse_retry_after(" 5\r\n"), 5);
 	assert_int_equal(http_parse_retry_after("0"), 0);
-	assert_int_equal(http_parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), -1);
+	/* a date in the past: come back at once */
+	assert_int_equal(http_parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), 0);
 	assert_int_equal(http_parse_retry_after("-3"), -1);
 	assert_int_equal(http_parse_retry_after("99999999999999"), 86400);
+}
+
+/* Retry-After as an HTTP-date (RFC 9110 5.6.7): all three forms */
+static void test_retry_after_date(void **state)
+{
+	time_t t, now = 784111777;	/* Sun, 06 Nov 1994 08:49:37 GMT */
+
+	(void)state;
+	assert_int_equal(http_parse_date("Sun, 06 Nov 1994 08:49:37 GMT", &t), 0);
+	assert_int_equal(t, now);
+	assert_int_equal(http_parse_date("Sunday, 06-Nov-94 08:49:37 GMT", &t), 0);
+	assert_int_equal(t, now);
+	assert_int_equal(http_parse_date("Sun Nov  6 08:49:37 1994", &t), 0);
+	assert_int_equal(t, now);
+	assert_int_equal(http_parse_date("Thu, 01 Jan 2037 00:00:00 GMT", &t), 0);
+	assert_int_equal(t, 2114380800);
+	/* malformed: refused, never guessed */
+	assert_int_equal(http_parse_date("Sun, 6 Nov 1994 08:49:37 GMT", &t), -1);
+	assert_int_equal(http_parse_date("Sun, 06 nov 1994 08:49:37 GMT", &t), -1);
+	assert_int_equal(http_parse_date("Sun, 31 Feb 1994 08:49:37 GMT", &t), -1);
+	assert_int_equal(http_parse_date("Sun, 06 Nov 1994 24:00:00 GMT", &t), -1);
+	assert_int_equal(http_parse_date("Sun, 06 Nov 1994 08:49:37 UTC", &t), -1);
+	assert_int_equal(http_parse_date("Sun, 06 Nov 1994 08:49:37 GMTx", &t), -1);
+	assert_int_equal(http_parse_date("Sun, 01 Jan 1960 00:00:00 GMT", &t), -1);
+	assert_int_equal(http_parse_date("", &t), -1);
+	/* seconds from now until the date; past -> 0; far -> capped */
+	assert_int_equal(http_parse_retry_after_at("Sun, 06 Nov 1994 08:50:07 GMT", now), 30);
+	assert_int_equal(http_parse_retry_after_at(" Sun, 06 Nov 1994 08:49:47 GMT\r\n", now), 10);
+	assert_int_equal(http_parse_retry_after_at("Sunday, 06-Nov-94 08:49:40 GMT", now), 3);
+	assert_int_equal(http_parse_retry_after_at("Sun Nov  6 08:49:38 1994", now), 1);
+	assert_int_equal(http_parse_retry_after_at("Sun, 06 Nov 1994 08:49:00 GMT", now), 0);
+	assert_int_equal(http_parse_retry_after_at("Thu, 01 Jan 2037 00:00:00 GMT", now), 86400);
+	assert_int_equal(http_parse_retry_after_at("Sun, 06 Nov 1994 08:49:37", now), -1);
+	assert_int_equal(http_parse_retry_after_at("tomorrow", now), -1);
 }
 
 int main(void)
@@ -190,6 +226,7 @@ int main(void)
 		cmocka_unit_test(test_error),
 		cmocka_unit_test(test_errno),
 		cmocka_unit_test(test_retry_policy),
+		cmocka_unit_test(test_retry_after_date),
 	};
 	log_setup(LOG_LVL_ERR, 0);
 	return cmocka_run_group_tests(tests, NULL, NULL);
