@@ -720,6 +720,8 @@ out:
 	fuse_reply_err(req, -ret);
 }
 
+static int open_inode(struct inode *in, int flags, struct fh *fh);
+
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		      mode_t mode, struct fuse_file_info *fi)
 {
@@ -735,11 +737,51 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		return;
 	}
 	ret = dir_check_name(name);
+	/* open-or-create without O_TRUNC/O_EXCL (touch, >>, dd): another Box
+	 * client may have made the name since our listing; creating over it
+	 * would replace its content, so ask Box (a fresh listing) and open
+	 * what is there. cp, rsync, tar and > use O_EXCL or O_TRUNC. */
+	if (!ret && !(fi->flags & (O_TRUNC | O_EXCL))) {
+		ret = dir_refresh(parent, 1);
+		if (ret == -ENOMEM || ret == -ENOENT || ret == -ENOTDIR)
+			goto err;
+		ret = 0;
+		fh = fh_new();
+		if (!fh) {
+			ret = -ENOMEM;
+			goto err;
+		}
+		inode_lock();
+		in = inode_child(parent, name);
+		if (in && !in->id[0])
+			in = NULL;	/* our own new file: see below */
+		if (in) {
+			in->refs++;
+			in->nlookup++;
+		}
+		inode_unlock();
+		if (in) {
+			ret = open_inode(in, fi->flags, fh);
+			if (ret) {
+				inode_forget(in->ino, 1);
+				inode_put(in);
+				goto err;
+			}
+			inode_lock();
+			fill_entry(&e, in);
+			inode_unlock();
+			fi->fh = (uintptr_t)fh;
+			fi->keep_cache = 0;
+			fuse_reply_create(req, &e, fi);
+			return;
+		}
+	}
 	if (!ret)
 		ret = refresh(parent);
 	if (ret)
 		goto err;
-	fh = fh_new();
+	if (!fh)
+		fh = fh_new();
 	up = upload_new(NULL, 0);
 	if (!fh || !up) {
 		ret = -ENOMEM;
@@ -778,33 +820,20 @@ err:
 	fuse_reply_err(req, -ret);
 }
 
-static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+/* Open the existing file `in` (the caller holds a reference, which fh keeps
+ * on success) with open(2) flags into fh. 0 or -errno. */
+static int open_inode(struct inode *in, int flags, struct fh *fh)
 {
-	int writer = (fi->flags & O_ACCMODE) != O_RDONLY;
+	int writer = (flags & O_ACCMODE) != O_RDONLY;
 	struct upload *up = NULL, *nu = NULL;
 	char id[BOX_ID_MAX];
-	struct inode *in;
-	struct fh *fh;
 	uint64_t size;
 	int ret = 0;
 
-	fh = fh_new();
-	if (!fh) {
-		fuse_reply_err(req, ENOMEM);
-		return;
-	}
-	in = inode_get(ino);
-	if (!in) {
-		fh_free(fh);
-		fuse_reply_err(req, ENOENT);
-		return;
-	}
 	fh->in = in;
 	fh->writer = writer;
-	if (in->type == BOX_FOLDER) {
-		ret = -EISDIR;
-		goto err;
-	}
+	if (in->type == BOX_FOLDER)
+		return -EISDIR;
 	if (writer) {
 		inode_lock();
 		snprintf(id, sizeof(id), "%s", in->id);
@@ -826,11 +855,9 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		inode_unlock();
 		if (nu)
 			upload_free(nu);
-		if (!up) {
-			ret = -ENOMEM;
-			goto err;
-		}
-		if (fi->flags & O_TRUNC) {
+		if (!up)
+			return -ENOMEM;
+		if (flags & O_TRUNC) {
 			ret = upload_truncate(up, 0);
 			if (!ret) {
 				inode_lock();
@@ -845,26 +872,46 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			in->nwriters--;
 			in->nopen--;
 			inode_unlock();
-			goto err;
+			return ret;
 		}
 	} else {
 		fh->rd = reader_new();
-		if (!fh->rd) {
-			ret = -ENOMEM;
-			goto err;
-		}
+		if (!fh->rd)
+			return -ENOMEM;
 		inode_lock();
 		in->nopen++;
 		inode_unlock();
 	}
+	return 0;
+}
+
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct inode *in;
+	struct fh *fh;
+	int ret;
+
+	fh = fh_new();
+	if (!fh) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	in = inode_get(ino);
+	if (!in) {
+		fh_free(fh);
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	ret = open_inode(in, fi->flags, fh);
+	if (ret) {
+		fh_free(fh);
+		inode_put(in);
+		fuse_reply_err(req, -ret);
+		return;
+	}
 	fi->fh = (uintptr_t)fh;
 	fi->keep_cache = 0;
 	fuse_reply_open(req, fi);
-	return;
-err:
-	fh_free(fh);
-	inode_put(in);
-	fuse_reply_err(req, -ret);
 }
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,

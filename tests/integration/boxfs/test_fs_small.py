@@ -223,3 +223,32 @@ def test_persistent_500_gives_eio_at_close(sim, boxfs_factory):
     assert len(tries) == 3, tries
     assert all(e["t"] <= t1 for e in tries), tries
     assert all(e["status"] == 500 for e in tries), tries
+
+
+def test_open_or_create_finds_a_file_another_client_just_made(sim, mnt):
+    """touch / >> / open(O_CREAT) without O_TRUNC or O_EXCL on a name that
+    another Box client created after our listing (within dir_ttl) opens the
+    existing file: its content is kept (touch) or appended to (>>), never
+    replaced by an empty or partial new version."""
+    c = sim.client
+    assert "t1" not in os.listdir(mnt.path)   # the folder is now cached
+    old = data_of(3000, 41)
+    f1 = put(c, "0", "t1", old)
+    f2 = put(c, "0", "t2", old)
+    mark = sim.log_mark()
+    run("touch", mnt.path / "t1")
+    assert os.stat(mnt.path / "t1").st_size == len(old)
+    assert_server_file(c, "t1", old)
+    assert c.get_file(f1["id"])["sha1"] == sha1(old)
+    assert not simple_uploads(sim, mark), "touch must not upload content"
+    fd = os.open(mnt.path / "t2", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    try:
+        os.write(fd, b"tail\n")
+    finally:
+        os.close(fd)
+    assert_server_file(c, "t2", old + b"tail\n")
+    assert c.find("t2")["id"] == f2["id"], "a new version keeps the id"
+    assert read_file(mnt.path / "t2") == old + b"tail\n"
+    # O_EXCL on a name that exists (now known) is EEXIST.
+    assert errno_of(lambda: os.open(mnt.path / "t1", os.O_WRONLY | os.O_CREAT
+                                    | os.O_EXCL)) == errno.EEXIST
