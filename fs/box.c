@@ -1145,9 +1145,10 @@ static int box_part_check(const struct box_session *s, uint64_t off, size_t len,
 	return rc;
 }
 
-int box_session_put_part(const struct box_session *s, uint64_t off,
-			 const void *buf, size_t len,
-			 const unsigned char sha1[20], struct box_part *out)
+/* The body is buf, or (buf == NULL) len bytes of fd at off, streamed. */
+static int box_put_part(const struct box_session *s, uint64_t off,
+			const void *buf, int fd, size_t len,
+			const unsigned char sha1[20], struct box_part *out)
 {
 	char b64[CODEC_B64_LEN(20) + 1], hex[41], line[128];
 	int rc, round;
@@ -1179,8 +1180,14 @@ int box_session_put_part(const struct box_session *s, uint64_t off,
 			return rc;
 		}
 		c.rq.has_body = 1;
-		c.rq.pre = buf;
-		c.rq.pre_len = len;
+		if (buf) {
+			c.rq.pre = buf;
+			c.rq.pre_len = len;
+		} else {
+			c.rq.fd = fd;
+			c.rq.fd_off = off;
+			c.rq.fd_len = len;
+		}
 		rc = http_request(&c.rq, &c.rs);
 		int ambiguous = rc && c.rs.ambiguous;
 		if (!rc && c.rs.status == 416)
@@ -1216,6 +1223,24 @@ int box_session_put_part(const struct box_session *s, uint64_t off,
 			return -EIO;
 		/* not stored: sending it again is safe */
 	}
+}
+
+int box_session_put_part(const struct box_session *s, uint64_t off,
+			 const void *buf, size_t len,
+			 const unsigned char sha1[20], struct box_part *out)
+{
+	if (!buf)
+		return -EINVAL;
+	return box_put_part(s, off, buf, -1, len, sha1, out);
+}
+
+int box_session_put_part_fd(const struct box_session *s, uint64_t off,
+			    int fd, size_t len,
+			    const unsigned char sha1[20], struct box_part *out)
+{
+	if (fd < 0)
+		return -EINVAL;
+	return box_put_part(s, off, NULL, fd, len, sha1, out);
 }
 
 static char *box_commit_body(const struct box_part *parts, size_t nparts,

@@ -267,8 +267,9 @@ void reader_read(struct reader *r, fuse_req_t req, const char *id,
 	if (n > size)
 		n = size;
 	r->next = off + n;
-	if (seq && r->boff + r->blen < fsize &&
-	    r->boff + r->blen - r->next < r->blen / 2 + 1)
+	/* the next window is fetched while this one is consumed: waiting
+	 * until half of it is read left the connection idle meanwhile */
+	if (seq && r->boff + r->blen < fsize)
 		start_prefetch(r);
 	fuse_reply_buf(req, r->buf + (off - r->boff), n);
 	pthread_mutex_unlock(&r->mtx);

@@ -505,6 +505,38 @@ static void upload_buf_put(void *p, size_t len)
 		munmap(p, len ? len : 1);
 }
 
+static int upload_spool_covers(int fd, uint64_t end)
+{
+	struct stat st;
+
+	return !fstat(fd, &st) && (uint64_t)st.st_size >= end;
+}
+
+/* SHA-1 of [off, off+len) of the spool, read in UP_IO_CHUNK pieces. */
+static int upload_hash_range(int fd, uint64_t off, uint64_t len,
+			     unsigned char md[20])
+{
+	EVP_MD_CTX *c = EVP_MD_CTX_new();
+	void *tmp = malloc(len < UP_IO_CHUNK ? len : UP_IO_CHUNK);
+	unsigned int mdlen = 0;
+	int rc = c && tmp && EVP_DigestInit_ex(c, EVP_sha1(), NULL) ? 0 : -ENOMEM;
+
+	while (!rc && len) {
+		size_t n = len < UP_IO_CHUNK ? len : UP_IO_CHUNK;
+
+		rc = upload_pread_full(fd, tmp, n, off);
+		if (!rc && !EVP_DigestUpdate(c, tmp, n))
+			rc = -EIO;
+		off += n;
+		len -= n;
+	}
+	if (!rc && !EVP_DigestFinal_ex(c, md, &mdlen))
+		rc = -EIO;
+	free(tmp);
+	EVP_MD_CTX_free(c);
+	return rc;
+}
+
 static int upload_part_send(struct upload *u, struct usess *s, uint32_t k,
 			    struct box_part *out)
 {
@@ -516,15 +548,24 @@ static int upload_part_send(struct upload *u, struct usess *s, uint32_t k,
 	int rc;
 
 	upload_part_range(s, k, &off, &len);
-	buf = upload_buf_get(len);
-	if (!buf)
-		return -ENOMEM;
-	rc = upload_pread_full(u->fd, buf, len, off);
-	if (!rc && !EVP_Digest(buf, len, md, &mdlen, EVP_sha1(), NULL))
-		rc = -EIO;
-	if (!rc)
-		rc = box_session_put_part(&s->bs, off, buf, len, md, out);
-	upload_buf_put(buf, len);
+	if (upload_spool_covers(u->fd, off + len)) {
+		/* hashed, then streamed from the spool: memory does not grow
+		 * with the part size (64-128 MiB parts for big files) */
+		rc = upload_hash_range(u->fd, off, len, md);
+		if (!rc)
+			rc = box_session_put_part_fd(&s->bs, off, u->fd, len, md, out);
+	} else {
+		/* the spool ends early (reads as zeros): send from memory */
+		buf = upload_buf_get(len);
+		if (!buf)
+			return -ENOMEM;
+		rc = upload_pread_full(u->fd, buf, len, off);
+		if (!rc && !EVP_Digest(buf, len, md, &mdlen, EVP_sha1(), NULL))
+			rc = -EIO;
+		if (!rc)
+			rc = box_session_put_part(&s->bs, off, buf, len, md, out);
+		upload_buf_put(buf, len);
+	}
 	if (rc)
 		return rc;
 	upload_hex(md, hex);

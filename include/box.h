@@ -112,6 +112,12 @@ int box_session_create(const char *parent_id, const char *file_id,
 int box_session_put_part(const struct box_session *s, uint64_t off,
 			 const void *buf, size_t len,
 			 const unsigned char sha1[20], struct box_part *out);
+/* The same with the body streamed from `fd` (bytes [off, off+len), read
+ * with pread, never held in memory whole; a file shorter than that fails
+ * the call): memory use does not grow with the part size. */
+int box_session_put_part_fd(const struct box_session *s, uint64_t off,
+			    int fd, size_t len,
+			    const unsigned char sha1[20], struct box_part *out);
 
 /* GET .../parts, all pages. *parts is malloc'ed (free()), sorted by offset. */
 int box_session_list_parts(const struct box_session *s,

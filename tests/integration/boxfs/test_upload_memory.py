@@ -65,6 +65,39 @@ def test_memory_within_budget_2gib(boxsim_factory, boxfs_factory, declare):
     assert len(parts) == n // (8 * MiB)
 
 
+@pytest.mark.skipif(SANITIZED, reason="sanitizer shadow memory skews RSS")
+@pytest.mark.boxfs_timeout(300)
+def test_memory_does_not_follow_part_size(boxsim_factory, boxfs_factory):
+    """Parts are streamed from the spool, never held whole: with 64 MiB
+    parts, 4 in flight and the default budget, the daemon stays far below
+    one part's size (a buffer per part made it 4 x 64 MiB)."""
+    sim = boxsim_factory(part_size=64 * MiB)
+    m = boxfs_factory(sim, "part_parallel=4")
+    pid = m.proc.pid
+    base = vm_kib(pid, "VmHWM") * 1024
+    n = 512 * MiB
+    chunk = data_of(MiB, 7)
+    h = hashlib.sha1()
+    fd = os.open(m.path / "bigparts", os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        os.ftruncate(fd, n)
+        for _ in range(n // MiB):
+            os.write(fd, chunk)
+            h.update(chunk)
+    finally:
+        os.close(fd)
+    peak = vm_kib(pid, "VmHWM") * 1024
+    full = sim.client.get_file(sim.client.find("bigparts")["id"])
+    assert int(full["size"]) == n and full["sha1"] == h.hexdigest()
+    parts = [e for e in sim.log() if e["method"] == "PUT" and
+             e["status"] == 200 and e.get("content_range")]
+    assert len(parts) == n // (64 * MiB)
+    print("boxfs VmHWM %d MiB writing %d MiB in 64 MiB parts (start %d MiB)"
+          % (peak // MiB, n // MiB, base // MiB))
+    assert peak - base < 48 * MiB, "VmHWM grew by %d MiB" % (
+        (peak - base) // MiB)
+
+
 @pytest.mark.boxfs_timeout(120)
 def test_spool_limit_gives_enospc(boxsim_factory, boxfs_factory):
     sim = boxsim_factory(part_size=MiB, chunked_min=2 * MiB)

@@ -252,6 +252,20 @@ int box_session_put_part(const struct box_session *bs, uint64_t off,
 	return 0;
 }
 
+/* The streamed variant reads the part from the spool, as http.c would. */
+int box_session_put_part_fd(const struct box_session *bs, uint64_t off,
+			    int fd, size_t len,
+			    const unsigned char md[20], struct box_part *out)
+{
+	char *buf = malloc(len ? len : 1);
+	int rc = -EIO;
+
+	if (buf && pread(fd, buf, len, (off_t)off) == (ssize_t)len)
+		rc = box_session_put_part(bs, off, buf, len, md, out);
+	free(buf);
+	return rc;
+}
+
 int box_session_commit(const struct box_session *bs,
 		       const struct box_part *p, size_t n,
 		       const unsigned char md[20], time_t mt,
