@@ -102,7 +102,7 @@ static void usage(const char *prog)
 "                           default 60)\n"
 "    -o part_parallel=N     parts in flight per file (default 4)\n"
 "    -o upload_threads=N    upload worker threads (default 8)\n"
-"    -o mem_budget=SIZE     part buffers in flight, all files (default 256M)\n"
+"    -o mem_budget=SIZE     bytes of parts queued or in flight, all files (default 256M)\n"
 "    -o spool_max=SIZE      spool disk use, all files (default 0 = free disk)\n"
 "    -o chunked_min=SIZE    files from this size use upload sessions\n"
 "                           (default 20000000)\n"

@@ -24,7 +24,7 @@ struct boxfs_opts {
 				   the server makes no progress (default 60) */
 	int part_parallel;      /* parts in flight per file (default 4) */
 	int upload_threads;     /* worker threads = global cap of parts in flight (default 8) */
-	uint64_t mem_budget;    /* bytes of part buffers in flight, all files (default 256 MiB) */
+	uint64_t mem_budget;    /* bytes of parts queued or in flight, all files (default 256 MiB) */
 	uint64_t spool_max;     /* bytes of spool on disk, all files (default 0 = free disk) */
 	uint64_t chunked_min;   /* files >= this use upload sessions (default 20000000) */
 	int predict;            /* predict the size of plain copies (default 1) */

@@ -11,8 +11,10 @@
  *   - size known early (upload_declare_size): the session is created at once
  *     and every completed part but the first is PUT from the worker pool
  *     while the program keeps writing (the first goes at commit, so a header
- *     rewrite costs nothing); memory holds only parts in flight (global
- *     budget boxfs_opts.mem_budget: writers block when it is full).
+ *     rewrite costs nothing); parts are read from the spool as curl sends
+ *     them, so memory does not grow with the part size; the bytes of parts
+ *     queued or in flight are bounded by boxfs_opts.mem_budget (writers
+ *     block when it is full).
  *   - size unknown: at commit the session is created and the parts go up in
  *     parallel from the spool.
  *   - final size < boxfs_opts.chunked_min: one single-request upload.
