@@ -24,6 +24,7 @@
 #include "reader.h"
 #include "stats.h"
 #include "upload.h"
+#include "wback.h"
 
 #define XATTR_STATE "user.boxfs.state"
 #define XATTR_SIZE "user.boxfs.size"
@@ -204,6 +205,49 @@ static int commit(struct inode *in, struct upload *up)
 	return 0;
 }
 
+/* Write-back close(): make the data durable in the spool + journal under
+ * the file's current name and folder, then let wback commit it later. */
+static int persist(struct inode *in, struct upload *up)
+{
+	char pid[BOX_ID_MAX], *name;
+	time_t mtime;
+	int ret;
+
+	inode_lock();
+	if (!in->parent) {
+		inode_unlock();
+		return 0;       /* unlinked: nothing is kept */
+	}
+	ret = folder_id(in->parent, pid);
+	name = ret ? NULL : strdup(in->name);
+	mtime = in->set_mtime ? in->set_mtime : in->mtime;
+	inode_unlock();
+	if (ret)
+		return ret;
+	if (!name)
+		return -ENOMEM;
+	ret = upload_persist(up, pid, name, mtime);
+	free(name);
+	if (!ret)
+		wback_add(in);
+	return ret;
+}
+
+/* close() in write-back mode: durable now, committed after the idle time */
+static int persist_if_dirty(struct inode *in)
+{
+	struct upload *up;
+	int ret = 0;
+
+	inode_lock();
+	up = up_hold(in);
+	inode_unlock();
+	if (up && upload_dirty(up))
+		ret = persist(in, up);
+	up_unhold(in, up);
+	return ret;
+}
+
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
 	(void)userdata;
@@ -336,7 +380,7 @@ static int set_size(struct inode *in, uint64_t size)
 		in->set_mtime = 0;
 		inode_unlock();
 		if (!writers && upload_dirty(up))
-			ret = commit(in, up);
+			ret = wback_on() ? persist(in, up) : commit(in, up);
 	}
 	up_unhold(in, up);
 	return ret;
@@ -369,8 +413,12 @@ static int set_mtime(struct inode *in, time_t t)
 		in->set_mtime = t;
 		in->mtime = t;
 		inode_unlock();
+		ret = 0;
+		/* write-back: the pending upload carries the new time */
+		if (dirty && wback_on() && upload_journaled(up))
+			ret = persist(in, up);
 		up_unhold(in, up);
-		return 0;
+		return ret;
 	}
 	memset(&out, 0, sizeof(out));
 	ret = box_update(BOX_FILE, id, NULL, NULL, t, &out);
@@ -516,6 +564,7 @@ static int remove_on_box(fuse_ino_t parent, struct inode *in,
 static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	char id[BOX_ID_MAX];
+	struct upload *up = NULL;
 	struct inode *in;
 	int ret = refresh(parent);
 
@@ -523,10 +572,19 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 		goto out;
 	inode_lock();
 	ret = child_for_removal(parent, name, 0, &in, id);
+	if (!ret) {
+		in->refs++;
+		up = up_hold(in);
+	}
 	inode_unlock();
 	if (ret)
 		goto out;
 	ret = remove_on_box(parent, in, BOX_FILE, id);
+	/* a pending upload goes with it: journal entry, spool, session */
+	if (!ret && up)
+		upload_discard(up);
+	up_unhold(in, up);
+	inode_put(in);
 out:
 	fuse_reply_err(req, -ret);
 }
@@ -670,6 +728,7 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		      fuse_ino_t newparent, const char *newname,
 		      unsigned int flags)
 {
+	struct upload *up = NULL;
 	struct rn r;
 	struct box_item out;
 	struct inode *p;
@@ -690,12 +749,20 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		goto out;
 	inode_lock();
 	ret = rename_prepare(parent, name, newparent, newname, flags, &r);
+	if (!ret && wback_on())
+		up = up_hold(r.src);
 	inode_unlock();
 	if (ret) {
 		ret = ret > 0 ? 0 : ret;
 		goto out;
 	}
-	ret = rename_remote(&r, parent, newparent, name, newname, &out);
+	/* write-back: a pending new file renamed onto a Box file becomes its
+	 * next version (same id) at the commit; nothing to do on Box now */
+	if (up && !r.src_id[0] && r.dst && r.dst_type == BOX_FILE &&
+	    r.dst_id[0] && upload_dirty(up) && !upload_adopt(up, r.dst_id))
+		ret = 0;
+	else
+		ret = rename_remote(&r, parent, newparent, name, newname, &out);
 
 	inode_lock();
 	if (!ret) {
@@ -709,6 +776,12 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		if (out.id[0] && !r.src->up)
 			inode_set_item(r.src, &out);
 	}
+	inode_unlock();
+	/* the journal follows the pending upload's new name */
+	if (!ret && up && upload_journaled(up))
+		ret = persist(r.src, up);
+	up_unhold(r.src, up);
+	inode_lock();
 	r.src->refs--;
 	inode_maybe_free(r.src);
 	if (r.dst) {
@@ -1047,7 +1120,8 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 	(void)ino;
 	if (fh->writer)
-		ret = commit_if_dirty(fh->in);
+		ret = wback_on() ? persist_if_dirty(fh->in) :
+		      commit_if_dirty(fh->in);
 	fuse_reply_err(req, -ret);
 }
 
@@ -1078,7 +1152,13 @@ static void op_release(fuse_req_t req, fuse_ino_t ino,
 	 * logged. After a failed flush nothing is retried here: close()
 	 * already returned the error, and a file must not appear in Box
 	 * after its program was told the upload failed. */
-	if (last && up && upload_dirty(up) && !upload_failed(up)) {
+	if (wback_on()) {
+		/* flush persisted it already unless written since */
+		if (last && up && upload_dirty(up) && !upload_journaled(up) &&
+		    (ret = persist(in, up)))
+			log_err("inode %" PRIu64 ": data not made durable: %s",
+				in->ino, strerror(-ret));
+	} else if (last && up && upload_dirty(up) && !upload_failed(up)) {
 		ret = commit(in, up);
 		if (ret)
 			log_err("inode %" PRIu64 ": data not uploaded, kept in "
@@ -1393,6 +1473,15 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		if (up)
 			len = upload_state(up, val, sizeof(val));
 		up_unhold(in, up);
+		if (up && len > 0) {
+			char pend[sizeof(val)];
+			int n = wback_state(in, val, pend, sizeof(pend));
+
+			if (n > 0) {
+				memcpy(val, pend, (size_t)n + 1);
+				len = n;
+			}
+		}
 		if (len < 0)
 			len = 0;
 		if ((size_t)len >= sizeof(val))
@@ -1459,6 +1548,16 @@ static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 	(void)mode;
 	(void)rdev;
 	fuse_reply_err(req, EPERM);
+}
+
+int fsops_start(const char *mountpoint)
+{
+	return wback_start(mountpoint, commit_if_dirty);
+}
+
+void fsops_unmount(void)
+{
+	wback_unmount();
 }
 
 void fsops_shutdown(void)

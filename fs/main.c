@@ -37,7 +37,7 @@ struct raw_opts {
 	char *api_url, *upload_url, *root_id, *token_file, *cafile, *cache_dir;
 	char *attr_ttl, *dir_ttl, *connect_timeout, *io_timeout, *retries, *timeout;
 	char *part_parallel, *upload_threads, *mem_budget, *spool_max;
-	char *chunked_min, *config, *predict;
+	char *chunked_min, *config, *predict, *writeback, *unmount;
 	int help, version;
 };
 
@@ -62,6 +62,8 @@ static const struct fuse_opt opt_spec[] = {
 	OPT("chunked_min=%s", chunked_min),
 	OPT("config=%s", config),
 	OPT("predict=%s", predict),
+	OPT("writeback=%s", writeback),
+	OPT("unmount=%s", unmount),
 	/* fstab words mount(8) may leave in the options: not for the kernel */
 	FUSE_OPT_KEY("_netdev", FUSE_OPT_KEY_DISCARD),
 	FUSE_OPT_KEY("nofail", FUSE_OPT_KEY_DISCARD),
@@ -108,6 +110,13 @@ static void usage(const char *prog)
 "                           (default 20000000)\n"
 "    -o predict=on|off      stream plain copies (cp, cat, dd, pv) with the\n"
 "                           size of the file they read (default on)\n"
+"    -o writeback=SECONDS   write-back mode: close() returns once the data is\n"
+"                           safe in the spool and journal; the upload is\n"
+"                           committed after SECONDS without changes, resumed\n"
+"                           after a crash (default 0 = off: close() waits)\n"
+"    -o unmount=wait|refuse what unmount does while uploads are pending:\n"
+"                           upload them first (wait, default) or fail with\n"
+"                           EBUSY until they are done (refuse)\n"
 "    -o config=PATH         config file, one option per line (default\n"
 "                           $XDG_CONFIG_HOME/boxfs/config or\n"
 "                           ~/.config/boxfs/config); -o options override it\n"
@@ -333,8 +342,15 @@ static int apply(struct raw_opts *r)
 	    parse_size("mem_budget", r->mem_budget, &o->mem_budget) ||
 	    parse_size("spool_max", r->spool_max, &o->spool_max) ||
 	    parse_size("chunked_min", r->chunked_min, &o->chunked_min) ||
-	    parse_onoff("predict", r->predict, &o->predict))
+	    parse_onoff("predict", r->predict, &o->predict) ||
+	    parse_secs("writeback", r->writeback, &o->writeback))
 		return -1;
+	if (r->unmount) {
+		if (strcmp(r->unmount, "wait") && strcmp(r->unmount, "refuse"))
+			return bad("unmount", r->unmount,
+				   "expected wait or refuse");
+		o->unmount_refuse = !strcmp(r->unmount, "refuse");
+	}
 	if (r->root_id) {
 		if (!r->root_id[0] || strlen(r->root_id) >= BOX_ID_MAX ||
 		    strspn(r->root_id, "0123456789") != strlen(r->root_id))
@@ -404,6 +420,8 @@ static void free_raw(struct raw_opts *r)
 	free(r->chunked_min);
 	free(r->config);
 	free(r->predict);
+	free(r->writeback);
+	free(r->unmount);
 }
 
 /* What parsing the command line allocated (tests/fuzz/fuzz_options.c
@@ -528,6 +546,12 @@ static int run(struct fuse_args *args, struct fuse_cmdline_opts *co)
 		log_err("cannot start worker threads: %s", strerror(-err));
 		goto out_unmount;
 	}
+	err = fsops_start(co->mountpoint);
+	if (err) {
+		log_err("cannot start the write-back thread: %s", strerror(-err));
+		worker_shutdown();
+		goto out_unmount;
+	}
 	log_info("mounted %s (folder %s at %s)", co->mountpoint,
 		 boxfs_opts.root_id, boxfs_opts.api_url);
 	if (co->singlethread)
@@ -535,6 +559,7 @@ static int run(struct fuse_args *args, struct fuse_cmdline_opts *co)
 	else
 		ret = fuse_session_loop_mt(se, &lc);
 	ret = ret ? 1 : 0;
+	fsops_unmount();        /* write-back: upload what is pending now */
 	worker_shutdown();
 	fsops_shutdown();
 out_unmount:

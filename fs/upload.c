@@ -35,6 +35,7 @@
 #include <openssl/evp.h>
 
 #include "box.h"
+#include "journal.h"
 #include "log.h"
 #include "options.h"
 #include "stats.h"
@@ -101,6 +102,12 @@ struct upload {
 	int declared_set;
 	uint64_t declared;
 	struct usess *sess;
+	double changed_at;          /* monotonic time of the last change */
+	/* write-back: the journal entry and the target it records */
+	int journaled;
+	char jparent[BOX_ID_MAX];
+	char *jname;
+	time_t jmtime;
 };
 
 static struct {
@@ -112,6 +119,8 @@ static struct {
 	int committing;
 	unsigned long seq;
 	char *dir;
+	struct journal_entry *resume;   /* pending uploads of an earlier run */
+	size_t nresume, resume_next;
 } up = {
 	.lock = PTHREAD_MUTEX_INITIALIZER,
 };
@@ -343,6 +352,73 @@ static const char *upload_reason(int rc)
 	case -EINVAL: return "refused by the server";
 	default: return "server error";
 	}
+}
+
+static double upload_mono(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* ---- the journal (write-back) ---- */
+
+static const char *upload_spool_base(const struct upload *u)
+{
+	const char *b = strrchr(u->path, '/');
+
+	return b ? b + 1 : u->path;
+}
+
+/* locked: describe u in e (e->name is borrowed, free only e->parts) */
+static int upload_journal_fill(struct upload *u, struct journal_entry *e)
+{
+	struct usess *s = u->sess;
+	uint32_t k;
+
+	memset(e, 0, sizeof(*e));
+	snprintf(e->spool, sizeof(e->spool), "%s", upload_spool_base(u));
+	snprintf(e->parent_id, sizeof(e->parent_id), "%s", u->jparent);
+	e->name = u->jname;
+	snprintf(e->file_id, sizeof(e->file_id), "%s", u->file_id);
+	e->size = u->size;
+	e->mtime = u->jmtime;
+	if (u->sha_valid && u->sha_off == u->size) {
+		EVP_MD_CTX *c = EVP_MD_CTX_new();
+		unsigned char md[20];
+		unsigned int n = 0;
+
+		if (c && EVP_MD_CTX_copy_ex(c, u->sha) &&
+		    EVP_DigestFinal_ex(c, md, &n))
+			upload_hex(md, e->sha1);
+		EVP_MD_CTX_free(c);
+	}
+	if (s && s->ready && !s->dead && !s->err && s->size == u->size) {
+		e->sess = s->bs;
+		e->parts = calloc(s->bs.total_parts, sizeof(*e->parts));
+		if (!e->parts)
+			return -ENOMEM;
+		for (k = 0; k < s->bs.total_parts; k++)
+			if (s->st[k] == P_DONE)
+				e->parts[e->nparts++] = s->parts[k];
+	}
+	return 0;
+}
+
+/* locked: rewrite u's journal entry, if it has one */
+static int upload_journal_update(struct upload *u)
+{
+	struct journal_entry e;
+	int rc;
+
+	if (!u->journaled || !u->path || !u->jname)
+		return 0;
+	rc = upload_journal_fill(u, &e);
+	if (!rc)
+		rc = journal_write(&e);
+	free(e.parts);
+	return rc;
 }
 
 /* ---- sessions ---- */
@@ -602,6 +678,8 @@ static void upload_part_job(void *arg)
 		s->parts[j->k] = part;
 		s->ndone++;
 		stats_upload_part(u, len, s->ndone, s->bs.total_parts);
+		if (u->sess == s)
+			upload_journal_update(u);
 		log_debug("upload: session %s part %" PRIu32 " accepted (%" PRIu32
 			  "/%" PRIu32 ")", s->bs.id, j->k, s->ndone,
 			  s->bs.total_parts);
@@ -732,6 +810,8 @@ static void upload_create_job(void *arg)
 			log_debug("upload: session %s for %s: %" PRIu32 " parts of %"
 				  PRIu64, bs.id, s->name, bs.total_parts,
 				  bs.part_size);
+			if (u->sess == s)
+				upload_journal_update(u);
 			upload_pump(u, 0);
 		}
 	}
@@ -1012,7 +1092,75 @@ static int upload_mkdirs(const char *dir)
 	return rc;
 }
 
-/* Remove spool files whose daemon is gone (a later version resumes them). */
+/* Read the journal: valid entries whose spool file exists are queued for
+ * upload_resume_next; a corrupt entry is reported and skipped, its spool
+ * file kept; leftovers of an interrupted journal write are removed. */
+static void upload_load_journal(void)
+{
+	DIR *d = opendir(journal_dir());
+	struct dirent *de;
+
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		struct journal_entry e, *n;
+		char msg[128] = "", *path, *sp;
+		size_t len = strlen(de->d_name);
+		struct stat st;
+		int rc;
+
+		if (de->d_name[0] == '.' && len > 4 &&
+		    !strcmp(de->d_name + len - 4, ".tmp")) {
+			unlinkat(dirfd(d), de->d_name, 0);
+			continue;
+		}
+		if (len < 6 || strcmp(de->d_name + len - 5, ".json"))
+			continue;
+		if (asprintf(&path, "%s/%s", journal_dir(), de->d_name) < 0)
+			continue;
+		rc = journal_read(path, &e, msg, sizeof(msg));
+		if (rc) {
+			log_err("upload: journal entry %s unusable (%s): skipped; "
+				"its spool file is kept in %s", path,
+				rc == -EINVAL ? msg : strerror(-rc), up.dir);
+			free(path);
+			continue;
+		}
+		if (strncmp(de->d_name, e.spool, len - 5) || e.spool[len - 5] ||
+		    asprintf(&sp, "%s/%s", up.dir, e.spool) < 0) {
+			log_err("upload: journal entry %s names another spool "
+				"file: skipped", path);
+			journal_entry_free(&e);
+			free(path);
+			continue;
+		}
+		if (stat(sp, &st) || !S_ISREG(st.st_mode)) {
+			log_err("upload: journal entry %s: spool file %s is gone; "
+				"%s cannot be uploaded", path, sp, e.name);
+			journal_entry_free(&e);
+			unlink(path);
+			free(sp);
+			free(path);
+			continue;
+		}
+		free(sp);
+		free(path);
+		n = realloc(up.resume, (up.nresume + 1) * sizeof(*n));
+		if (!n) {
+			journal_entry_free(&e);
+			continue;
+		}
+		up.resume = n;
+		up.resume[up.nresume++] = e;
+	}
+	closedir(d);
+	if (up.nresume)
+		log_warn("upload: %zu pending upload(s) of an earlier run found "
+			 "in the journal: resuming them", up.nresume);
+}
+
+/* Remove spool files whose daemon is gone, except those with a journal
+ * entry (resumed). */
 static void upload_clean_old(void)
 {
 	DIR *d = opendir(up.dir);
@@ -1030,6 +1178,8 @@ static void upload_clean_old(void)
 		if (pid != getpid() && pid > 0 &&
 		    (kill(pid, 0) == 0 || errno == EPERM))
 			continue;  /* another live daemon's */
+		if (journal_has(de->d_name))
+			continue;  /* pending: resumed */
 		if (unlinkat(dirfd(d), de->d_name, 0) == 0)
 			removed++;
 	}
@@ -1073,14 +1223,27 @@ int upload_init(void)
 		free(dir);
 		return rc;
 	}
+	rc = journal_init(dir);
+	if (rc) {
+		log_err("upload: cannot create the journal in %s: %s", dir,
+			strerror(-rc));
+		free(dir);
+		return rc;
+	}
 	free(up.dir);
 	up.dir = dir;
+	upload_load_journal();
 	upload_clean_old();
 	return 0;
 }
 
 void upload_shutdown(void)
 {
+	while (up.resume_next < up.nresume)
+		journal_entry_free(&up.resume[up.resume_next++]);
+	free(up.resume);
+	up.resume = NULL;
+	up.nresume = up.resume_next = 0;
 	free(up.dir);
 	up.dir = NULL;
 }
@@ -1102,6 +1265,7 @@ struct upload *upload_new(const char *file_id, uint64_t size)
 		return NULL;
 	}
 	u->fd = -1;
+	u->changed_at = upload_mono();
 	upload_sha_reset(u);
 	if (file_id && file_id[0]) {
 		snprintf(u->file_id, sizeof(u->file_id), "%s", file_id);
@@ -1117,10 +1281,15 @@ struct upload *upload_new(const char *file_id, uint64_t size)
 
 void upload_free(struct upload *u)
 {
+	int keep;
+
 	if (!u)
 		return;
 	pthread_mutex_lock(&u->lock);
-	upload_sess_drop(u, 1);
+	/* journaled data Box does not have yet stays for the next start,
+	 * with its session (resumed then) */
+	keep = u->journaled && u->dirty && u->path;
+	upload_sess_drop(u, !keep);
 	for (;;) {
 		uint64_t gen = upload_gen();
 
@@ -1133,9 +1302,17 @@ void upload_free(struct upload *u)
 	stats_upload_forget(u);
 	if (u->fd >= 0)
 		close(u->fd);
-	if (u->path)
+	if (keep) {
+		log_warn("upload: %s (%" PRIu64 " bytes) not uploaded yet: kept "
+			 "in %s with its journal entry for the next start",
+			 u->jname, u->size, u->path);
+	} else if (u->path) {
+		if (u->journaled)
+			journal_remove(upload_spool_base(u));
 		unlink(u->path);
+	}
 	free(u->path);
+	free(u->jname);
 	EVP_MD_CTX_free(u->sha);
 	pthread_mutex_destroy(&u->lock);
 	free(u);
@@ -1177,6 +1354,7 @@ ssize_t upload_write(struct upload *u, const void *buf, size_t len, off_t off)
 	if (end > u->size)
 		u->size = end;
 	u->dirty = 1;
+	u->changed_at = upload_mono();
 	u->last_err = 0;  /* new data: the next commit is a new attempt */
 	upload_mark_written(u, (uint64_t)off, end, buf);
 	for (;;) {
@@ -1284,6 +1462,7 @@ int upload_truncate(struct upload *u, uint64_t size)
 		u->sha_valid = 0;
 	if (old != size || u->size != size) {
 		u->dirty = 1;  /* same size: the content did not change */
+		u->changed_at = upload_mono();
 		u->last_err = 0;
 	}
 	u->size = size;
@@ -1504,6 +1683,7 @@ static int upload_commit_chunked(struct upload *u, const char *parent_id,
 			upload_sess_drop(u, 0);
 			return rc;
 		}
+		upload_journal_update(u);
 	} else {
 		log_debug("upload: committing the streamed session %s (%" PRIu32
 			  "/%" PRIu32 " parts already up)", u->sess->bs.id,
@@ -1567,6 +1747,16 @@ int upload_commit(struct upload *u, const char *parent_id, const char *name,
 		return 0;
 	}
 	u->committing = 1;
+	if (u->journaled && name && parent_id) {
+		char *nm = strdup(name);
+
+		if (nm) {   /* a folded rename/utimens is the target now */
+			free(u->jname);
+			u->jname = nm;
+			snprintf(u->jparent, sizeof(u->jparent), "%s", parent_id);
+			u->jmtime = mtime;
+		}
+	}
 	stats_upload_begin(u, name, u->size, 0);
 	pthread_mutex_lock(&up.lock);
 	up.committing++;
@@ -1616,6 +1806,9 @@ int upload_commit(struct upload *u, const char *parent_id, const char *name,
 		log_debug("upload: %s committed as %s (%" PRIu64 " bytes)",
 			  name ? name : "", out->id, out->size);
 		snprintf(u->file_id, sizeof(u->file_id), "%s", out->id);
+		if (u->journaled && u->path)
+			journal_remove(upload_spool_base(u));
+		u->journaled = 0;
 		u->dirty = 0;
 		u->committed = 1;
 		u->last_err = 0;
@@ -1662,4 +1855,234 @@ int upload_state(struct upload *u, char *buf, size_t len)
 	if (n < 0)
 		return 0;
 	return (size_t)n >= len ? (int)(len ? len - 1 : 0) : n;
+}
+
+/* ---- write-back: persist, discard, resume ---- */
+
+int upload_persist(struct upload *u, const char *parent_id, const char *name,
+		   time_t mtime)
+{
+	char *nm = strdup(name ? name : "");
+	int rc, was;
+
+	if (!nm)
+		return -ENOMEM;
+	pthread_mutex_lock(&u->lock);
+	for (;;) {
+		uint64_t gen = upload_gen();
+
+		if (!u->committing && !u->fetching)
+			break;
+		upload_wait(u, gen);
+	}
+	if (!u->dirty) {  /* a commit got there first */
+		pthread_mutex_unlock(&u->lock);
+		free(nm);
+		return 0;
+	}
+	rc = upload_settle(u, UINT64_MAX);
+	if (!rc && fsync(u->fd))
+		rc = -errno;
+	if (!rc) {
+		was = u->journaled;
+		free(u->jname);
+		u->jname = nm;
+		nm = NULL;
+		snprintf(u->jparent, sizeof(u->jparent), "%s",
+			 parent_id ? parent_id : "");
+		u->jmtime = mtime;
+		u->journaled = 1;
+		rc = upload_journal_update(u);
+		if (rc && !was)
+			u->journaled = 0;
+	}
+	pthread_mutex_unlock(&u->lock);
+	free(nm);
+	if (rc)
+		log_err("upload: cannot make %s durable in the spool: %s",
+			name ? name : "", strerror(-rc));
+	return rc ? upload_errno(rc) : 0;
+}
+
+void upload_discard(struct upload *u)
+{
+	pthread_mutex_lock(&u->lock);
+	if (u->journaled && u->path)
+		journal_remove(upload_spool_base(u));
+	u->journaled = 0;
+	pthread_mutex_unlock(&u->lock);
+}
+
+int upload_adopt(struct upload *u, const char *file_id)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&u->lock);
+	if (u->file_id[0] || !file_id[0] || strlen(file_id) >= BOX_ID_MAX)
+		rc = -EINVAL;
+	else
+		snprintf(u->file_id, sizeof(u->file_id), "%s", file_id);
+	pthread_mutex_unlock(&u->lock);
+	return rc;
+}
+
+int upload_journaled(struct upload *u)
+{
+	int j;
+
+	pthread_mutex_lock(&u->lock);
+	j = u->journaled;
+	pthread_mutex_unlock(&u->lock);
+	return j;
+}
+
+double upload_changed_at(struct upload *u)
+{
+	double t;
+
+	pthread_mutex_lock(&u->lock);
+	t = u->changed_at;
+	pthread_mutex_unlock(&u->lock);
+	return t;
+}
+
+/* A write state over the spool file of journal entry e (taken over). */
+static struct upload *upload_from_entry(struct journal_entry *e)
+{
+	struct upload *u = upload_new(e->file_id[0] ? e->file_id : NULL, 0);
+	struct stat st;
+	struct usess *s;
+
+	if (!u)
+		return NULL;
+	if (asprintf(&u->path, "%s/%s", up.dir, e->spool) < 0) {
+		u->path = NULL;
+		goto fail;
+	}
+	u->fd = open(u->path, O_RDWR | O_CLOEXEC);
+	if (u->fd < 0 || fstat(u->fd, &st)) {
+		log_err("upload: cannot open spool file %s: %s", u->path,
+			strerror(errno));
+		goto fail;
+	}
+	if ((uint64_t)st.st_size != e->size)
+		log_warn("upload: %s: spool holds %" PRIu64 " bytes, journal "
+			 "said %" PRIu64 " (written after the last close); "
+			 "uploading what the spool holds", e->name,
+			 (uint64_t)st.st_size, e->size);
+	u->size = (uint64_t)st.st_size;
+	u->prefix = u->size;
+	u->fetched = 1;
+	u->dirty = 1;
+	u->sha_valid = 0;           /* hashed from the spool at commit */
+	u->journaled = 1;
+	u->jname = e->name;
+	e->name = NULL;
+	snprintf(u->jparent, sizeof(u->jparent), "%s", e->parent_id);
+	u->jmtime = e->mtime;
+	pthread_mutex_lock(&up.lock);
+	up.spool_used += u->size;
+	pthread_mutex_unlock(&up.lock);
+	u->spool_bytes = u->size;
+	if (e->sess.id[0] && e->sess.file_size == u->size) {
+		s = upload_sess_new(e->file_id[0] ? e->file_id : NULL,
+				    e->parent_id, u->jname, u->size);
+		if (s && upload_sess_ready(s, &e->sess) == 0)
+			u->sess = s;
+		else if (s)
+			upload_sess_put(s);
+	}
+	return u;
+fail:
+	/* the spool file and its entry stay for a later start */
+	if (u->fd >= 0)
+		close(u->fd);
+	u->fd = -1;
+	free(u->path);
+	u->path = NULL;
+	upload_free(u);
+	return NULL;
+}
+
+struct upload *upload_resume_next(char parent_id[BOX_ID_MAX], char **name,
+				  time_t *mtime)
+{
+	while (up.resume_next < up.nresume) {
+		struct journal_entry *e = &up.resume[up.resume_next++];
+		struct upload *u;
+
+		*name = strdup(e->name);
+		snprintf(parent_id, BOX_ID_MAX, "%s", e->parent_id);
+		*mtime = e->mtime;
+		u = *name ? upload_from_entry(e) : NULL;
+		journal_entry_free(e);
+		if (u)
+			return u;
+		free(*name);
+		*name = NULL;
+	}
+	return NULL;
+}
+
+/* Ask the server which parts of the resumed session it holds; keep those
+ * whose SHA-1 matches the spool. A gone session is forgotten (the commit
+ * creates a new one). */
+int upload_resume_sync(struct upload *u)
+{
+	struct box_session bs;
+	struct box_part *parts = NULL;
+	size_t n = 0, i;
+	struct usess *s;
+	int rc;
+
+	pthread_mutex_lock(&u->lock);
+	s = u->sess;
+	if (!s || !s->ready || s->dead) {
+		pthread_mutex_unlock(&u->lock);
+		return 0;
+	}
+	bs = s->bs;
+	pthread_mutex_unlock(&u->lock);
+	rc = box_session_list_parts(&bs, &parts, &n);
+	pthread_mutex_lock(&u->lock);
+	if (rc == -ESTALE || rc == -ENOENT) {
+		log_warn("upload: session %s of %s expired meanwhile: a new "
+			 "session sends the whole file", bs.id, u->jname);
+		upload_sess_drop(u, 0);
+		rc = 0;
+	} else if (!rc && u->sess == s) {
+		for (i = 0; i < n; i++) {
+			uint64_t off, len, k = parts[i].offset / bs.part_size;
+			unsigned char md[20];
+			unsigned int mdlen = 0;
+			char hex[41];
+			void *buf;
+
+			if (k >= bs.total_parts || s->st[k] == P_DONE)
+				continue;
+			upload_part_range(s, (uint32_t)k, &off, &len);
+			if (off != parts[i].offset || len != parts[i].size)
+				continue;
+			buf = upload_buf_get(len);
+			if (!buf)
+				continue;
+			if (!upload_pread_full(u->fd, buf, len, off) &&
+			    EVP_Digest(buf, len, md, &mdlen, EVP_sha1(), NULL)) {
+				upload_hex(md, hex);
+				if (!strcasecmp(hex, parts[i].sha1)) {
+					s->st[k] = P_DONE;
+					s->parts[k] = parts[i];
+					memcpy(s->parts[k].sha1, hex, sizeof(hex));
+					s->ndone++;
+				}
+			}
+			upload_buf_put(buf, len);
+		}
+		log_info("upload: resuming %s: session %s holds %" PRIu32 " of %"
+			 PRIu32 " parts", u->jname, bs.id, s->ndone,
+			 bs.total_parts);
+	}
+	pthread_mutex_unlock(&u->lock);
+	free(parts);
+	return rc;
 }

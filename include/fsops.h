@@ -15,6 +15,13 @@
 
 extern const struct fuse_lowlevel_ops fsops_ops;
 
+/* Start the write-back thread (after the workers; it also resumes the
+ * journal's uploads in any mode). 0 or -errno. */
+int fsops_start(const char *mountpoint);
+/* After the session loop, before the workers stop: commit everything
+ * write-back still holds (progress on stderr). */
+void fsops_unmount(void);
+
 /* Free the file handles the kernel never released (unmount with files
  * still open). Call after the session loop and worker_shutdown(), before
  * inode_cleanup(). */

@@ -28,6 +28,8 @@ struct boxfs_opts {
 	uint64_t spool_max;     /* bytes of spool on disk, all files (default 0 = free disk) */
 	uint64_t chunked_min;   /* files >= this use upload sessions (default 20000000) */
 	int predict;            /* predict the size of plain copies (default 1) */
+	double writeback;       /* >0: write-back mode, commit after this many idle seconds (default 0 = off) */
+	int unmount_refuse;     /* -o unmount=refuse: keep the mount busy while uploads are pending */
 	int debug;              /* -d: debug logging */
 	int foreground;         /* -f */
 };

@@ -84,6 +84,39 @@ int upload_failed(struct upload *u);
 int upload_commit(struct upload *u, const char *parent_id, const char *name,
 		  time_t mtime, struct box_item *out);
 
+/* ---- write-back (see journal.h) ---- */
+
+/* close() in write-back mode: fsync the spool and write the journal entry
+ * saying the data goes to `name` in `parent_id` with content_modified_at
+ * `mtime`. Returns once the data survives a crash of the daemon: 0, or the
+ * errno close() should see (EIO). A clean state is left alone. The entry
+ * follows the upload from then on (session, parts) and is removed by the
+ * successful commit; upload_free keeps a journaled dirty state's spool
+ * file, entry and session for the next start. */
+int upload_persist(struct upload *u, const char *parent_id, const char *name,
+		   time_t mtime);
+/* The file was unlinked: forget its journal entry (upload_free then removes
+ * the spool and aborts the session). */
+void upload_discard(struct upload *u);
+/* A new file (no Box id yet) becomes the next version of Box file
+ * `file_id` at its commit (write-back rename onto an existing file).
+ * 0, or -EINVAL when u already belongs to a Box file. */
+int upload_adopt(struct upload *u, const char *file_id);
+/* 1 when u has a journal entry. */
+int upload_journaled(struct upload *u);
+/* Monotonic time (seconds) of the last write or truncate. */
+double upload_changed_at(struct upload *u);
+/* Pending uploads of an earlier run that upload_init found in the journal,
+ * one per call: a dirty write state over its spool file and its target
+ * (folder, *name malloc'ed, mtime); NULL when none is left. Commit it with
+ * upload_commit after upload_resume_sync. Not thread-safe: one caller. */
+struct upload *upload_resume_next(char parent_id[BOX_ID_MAX], char **name,
+				  time_t *mtime);
+/* Network: list the resumed session's parts on the server and keep those
+ * whose SHA-1 matches the spool, so only the missing ones are sent. An
+ * expired session is dropped (the commit creates a new one). 0 or -errno. */
+int upload_resume_sync(struct upload *u);
+
 /* One line for the xattr user.boxfs.state, e.g. "uploading 3/12 parts" or
  * "failed: quota exceeded". Returns its length. */
 int upload_state(struct upload *u, char *buf, size_t len);

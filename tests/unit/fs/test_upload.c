@@ -266,6 +266,39 @@ int box_session_put_part_fd(const struct box_session *bs, uint64_t off,
 	return rc;
 }
 
+int box_session_list_parts(const struct box_session *bs,
+			   struct box_part **parts, size_t *nparts)
+{
+	struct fs *s;
+	uint64_t k, n;
+
+	pthread_mutex_lock(&L);
+	s = sbyid(bs->id);
+	if (!s || !s->open) {
+		pthread_mutex_unlock(&L);
+		return -ESTALE;
+	}
+	n = (s->size + PSIZE - 1) / PSIZE;
+	*parts = calloc(n, sizeof(**parts));
+	*nparts = 0;
+	for (k = 0; k < n && *parts; k++) {
+		struct box_part *p = &(*parts)[*nparts];
+		unsigned char md[20];
+
+		if (!s->have[k])
+			continue;
+		p->offset = k * PSIZE;
+		p->size = s->size - p->offset < PSIZE ? s->size - p->offset : PSIZE;
+		snprintf(p->part_id, sizeof(p->part_id), "P%llu",
+			 (unsigned long long)k);
+		fsha(s->data + p->offset, p->size, md);
+		fhex(md, p->sha1);
+		(*nparts)++;
+	}
+	pthread_mutex_unlock(&L);
+	return *parts ? 0 : -ENOMEM;
+}
+
 int box_session_commit(const struct box_session *bs,
 		       const struct box_part *p, size_t n,
 		       const unsigned char md[20], time_t mt,
