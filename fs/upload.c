@@ -1892,6 +1892,7 @@ int upload_persist(struct upload *u, const char *parent_id, const char *name,
 			 parent_id ? parent_id : "");
 		u->jmtime = mtime;
 		u->journaled = 1;
+		u->changed_at = upload_mono();  /* close/rename/utimens count */
 		rc = upload_journal_update(u);
 		if (rc && !was)
 			u->journaled = 0;
