@@ -31,6 +31,7 @@ static cJSON *auth_conf;        /* the token file's object */
 static int auth_lock_fd = -1;   /* flock on <token_file>.lock */
 static time_t auth_expires;     /* OAuth access token end, 0 unknown */
 static char auth_fail[128];     /* last refresh failure, "" none */
+static int auth_blocked;        /* refused and not renewable: uploads wait */
 
 /* Token characters are printable ASCII without blanks: anything else would
  * let a token file inject header lines. */
@@ -266,12 +267,45 @@ out:
 	return rc;
 }
 
-static int auth_oauth_load(const char *path, char *msg, size_t msglen)
+/* Read the token file's JSON object into *out. 0 or -errno (msg says). */
+static int auth_read_json(const char *path, cJSON **out, char *msg,
+			  size_t msglen)
 {
-	char lock[4096], *text = NULL;
+	char *text = NULL;
 	struct stat st;
 	int fd, rc = 0;
 	ssize_t n;
+
+	*out = NULL;
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0 || fstat(fd, &st) || st.st_size > 65536 ||
+	    !(text = calloc(1, (size_t)st.st_size + 1))) {
+		rc = fd < 0 ? -errno : -EINVAL;
+		snprintf(msg, msglen, "cannot read token file %s", path);
+		goto out;
+	}
+	n = read(fd, text, (size_t)st.st_size);
+	if (n < 0 || !(*out = cJSON_ParseWithLength(text, (size_t)n)) ||
+	    !cJSON_IsObject(*out)) {
+		snprintf(msg, msglen, "token file %s: not a valid JSON object", path);
+		cJSON_Delete(*out);
+		*out = NULL;
+		rc = -EINVAL;
+	}
+out:
+	if (fd >= 0)
+		close(fd);
+	if (text) {
+		explicit_bzero(text, strlen(text));
+		free(text);
+	}
+	return rc;
+}
+
+static int auth_oauth_load(const char *path, char *msg, size_t msglen)
+{
+	char lock[4096];
+	int rc = 0;
 
 	if (snprintf(lock, sizeof(lock), "%s.lock", path) >= (int)sizeof(lock))
 		return -ENAMETOOLONG;
@@ -286,20 +320,9 @@ static int auth_oauth_load(const char *path, char *msg, size_t msglen)
 		auth_lock_fd = -1;
 		return rc;
 	}
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0 || fstat(fd, &st) || st.st_size > 65536 ||
-	    !(text = calloc(1, (size_t)st.st_size + 1))) {
-		rc = fd < 0 ? -errno : -EINVAL;
-		snprintf(msg, msglen, "cannot read token file %s", path);
+	rc = auth_read_json(path, &auth_conf, msg, msglen);
+	if (rc)
 		goto out;
-	}
-	n = read(fd, text, (size_t)st.st_size);
-	if (n < 0 || !(auth_conf = cJSON_ParseWithLength(text, (size_t)n)) ||
-	    !cJSON_IsObject(auth_conf)) {
-		snprintf(msg, msglen, "token file %s: not a valid JSON object", path);
-		rc = -EINVAL;
-		goto out;
-	}
 	auth_kind = auth_cstr("refresh_token") ? AUTH_REFRESH : AUTH_CCG;
 	if (!auth_cstr("client_id") || !auth_cstr("client_secret") ||
 	    (auth_kind == AUTH_CCG && !auth_cstr("box_subject_id"))) {
@@ -314,12 +337,6 @@ static int auth_oauth_load(const char *path, char *msg, size_t msglen)
 		snprintf(msg, msglen, "could not get an access token with the "
 			 "OAuth2 settings of %s (see the log)", path);
 out:
-	if (fd >= 0)
-		close(fd);
-	if (text) {
-		explicit_bzero(text, strlen(text));
-		free(text);
-	}
 	if (rc) {
 		cJSON_Delete(auth_conf);
 		auth_conf = NULL;
@@ -480,10 +497,92 @@ int auth_refresh(unsigned gen)
 		rc = -EACCES;
 	else	/* under the lock: one refresh at a time spends the token */
 		rc = auth_oauth_fetch() ? -EACCES : 0;
+	/* a token file can be fixed by its user: wait for that (BOX_TOKEN
+	 * cannot change, a refusal there is final) */
+	if (!rc)
+		auth_blocked = 0;
+	if (rc && boxfs_opts.token_file && !auth_blocked) {
+		auth_blocked = 1;
+		if (auth_kind == AUTH_STATIC)
+			snprintf(auth_fail, sizeof(auth_fail), "access token of "
+				 "%s refused", boxfs_opts.token_file);
+		log_err("auth: %s; uploads wait and retry, re-reading %s (fix "
+			"the token there)", auth_fail[0] ? auth_fail :
+			"token refused", boxfs_opts.token_file);
+	}
 	pthread_mutex_unlock(&auth_mutex);
 	if (rc)
-		log_debug("auth: static token refused, nothing to refresh");
+		log_debug("auth: token refused and not renewed");
 	return rc;
+}
+
+int auth_waiting(char *reason, size_t len)
+{
+	int b;
+
+	pthread_mutex_lock(&auth_mutex);
+	b = auth_blocked;
+	if (b && reason && len)
+		snprintf(reason, len, "%s", auth_fail[0] ? auth_fail :
+			 "token refused");
+	pthread_mutex_unlock(&auth_mutex);
+	return b;
+}
+
+/* Static token file: take its (new) first line. */
+static int auth_retry_static(void)
+{
+	char msg[256] = "", old[AUTH_TOKEN_MAX];
+	int rc;
+
+	memcpy(old, auth_token, sizeof(old));
+	rc = auth_read_file(boxfs_opts.token_file, msg, sizeof(msg));
+	if (!rc && !strcmp(old, auth_token))
+		rc = -EACCES;   /* the same refused token */
+	if (rc) {
+		memcpy(auth_token, old, sizeof(old));
+		if (msg[0])
+			snprintf(auth_fail, sizeof(auth_fail), "%s", msg);
+	}
+	explicit_bzero(old, sizeof(old));
+	return rc;
+}
+
+/* OAuth token file: read it again (the user may have put a new refresh
+ * token or credentials there) and try to get an access token. */
+static int auth_retry_oauth(void)
+{
+	char msg[256] = "";
+	cJSON *nc = NULL;
+	int rc = auth_read_json(boxfs_opts.token_file, &nc, msg, sizeof(msg));
+
+	if (rc) {
+		snprintf(auth_fail, sizeof(auth_fail), "%s", msg);
+		return rc;
+	}
+	cJSON_Delete(auth_conf);
+	auth_conf = nc;
+	return auth_oauth_fetch() ? -EACCES : 0;
+}
+
+int auth_retry(void)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&auth_mutex);
+	if (auth_blocked) {
+		rc = auth_kind == AUTH_STATIC ? auth_retry_static() :
+		     auth_retry_oauth();
+		if (!rc) {
+			auth_blocked = 0;
+			auth_fail[0] = '\0';
+			auth_gen++;
+			log_info("auth: %s works again: uploads go on",
+				 boxfs_opts.token_file);
+		}
+	}
+	pthread_mutex_unlock(&auth_mutex);
+	return rc ? -EACCES : 0;
 }
 
 int auth_state(char *buf, size_t len)
@@ -491,7 +590,10 @@ int auth_state(char *buf, size_t len)
 	int n;
 
 	pthread_mutex_lock(&auth_mutex);
-	if (auth_kind == AUTH_STATIC)
+	if (auth_blocked)
+		n = snprintf(buf, len, "waiting for authentication: %s",
+			     auth_fail[0] ? auth_fail : "token refused");
+	else if (auth_kind == AUTH_STATIC)
 		n = snprintf(buf, len, "%s", auth_token[0] ? "static token" :
 			     "no token");
 	else if (auth_fail[0])

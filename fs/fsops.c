@@ -158,6 +158,31 @@ static int folder_id(uint64_t ino, char id[BOX_ID_MAX])
 	return 0;
 }
 
+/* The token was refused and cannot be renewed: close() waits up to
+ * auth_wait seconds for token_file to be fixed, trying it again with
+ * backoff (1 s doubling to 10 s), then commits once more. */
+static int commit_auth_wait(struct upload *up, const char *pid,
+			    const char *name, time_t mtime, struct box_item *out)
+{
+	double end = inode_now() + boxfs_opts.auth_wait, step = 1, left;
+	int ret = -EACCES;
+
+	while (ret == -EACCES && auth_waiting(NULL, 0) &&
+	       (left = end - inode_now()) > 0) {
+		struct timespec ts;
+
+		if (step > left)
+			step = left;
+		ts.tv_sec = (time_t)step;
+		ts.tv_nsec = (long)((step - (double)ts.tv_sec) * 1e9);
+		nanosleep(&ts, NULL);
+		step = step * 2 > 10 ? 10 : step * 2;
+		if (auth_retry() == 0)
+			ret = upload_commit(up, pid, name, mtime, out);
+	}
+	return ret;
+}
+
 /* Commit the write state as the file's current name and folder. An
  * unlinked file has nowhere to go: its data is dropped, as POSIX says. */
 static int commit(struct inode *in, struct upload *up)
@@ -189,6 +214,8 @@ static int commit(struct inode *in, struct upload *up)
 
 	memset(&out, 0, sizeof(out));
 	ret = upload_commit(up, pid, name, mtime, &out);
+	if (ret == -EACCES && !wback_on())
+		ret = commit_auth_wait(up, pid, name, mtime, &out);
 	if (ret)
 		log_err("upload of %s failed: %s", name, strerror(-ret));
 	free(name);
@@ -1474,9 +1501,13 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 			len = upload_state(up, val, sizeof(val));
 		up_unhold(in, up);
 		if (up && len > 0) {
-			char pend[sizeof(val)];
+			char pend[sizeof(val)], why[160];
 			int n = wback_state(in, val, pend, sizeof(pend));
 
+			if (n <= 0 && !strncmp(val, "failed", 6) &&
+			    auth_waiting(why, sizeof(why)))
+				n = snprintf(pend, sizeof(pend), "waiting for "
+					     "authentication: %s", why);
 			if (n > 0) {
 				memcpy(val, pend, (size_t)n + 1);
 				len = n;

@@ -37,7 +37,7 @@ struct raw_opts {
 	char *api_url, *upload_url, *root_id, *token_file, *cafile, *cache_dir;
 	char *attr_ttl, *dir_ttl, *connect_timeout, *io_timeout, *retries, *timeout;
 	char *part_parallel, *upload_threads, *mem_budget, *spool_max;
-	char *chunked_min, *config, *predict, *writeback, *unmount;
+	char *chunked_min, *config, *predict, *writeback, *unmount, *auth_wait;
 	int help, version;
 };
 
@@ -64,6 +64,7 @@ static const struct fuse_opt opt_spec[] = {
 	OPT("predict=%s", predict),
 	OPT("writeback=%s", writeback),
 	OPT("unmount=%s", unmount),
+	OPT("auth_wait=%s", auth_wait),
 	/* fstab words mount(8) may leave in the options: not for the kernel */
 	FUSE_OPT_KEY("_netdev", FUSE_OPT_KEY_DISCARD),
 	FUSE_OPT_KEY("nofail", FUSE_OPT_KEY_DISCARD),
@@ -117,6 +118,9 @@ static void usage(const char *prog)
 "    -o unmount=wait|refuse what unmount does while uploads are pending:\n"
 "                           upload them first (wait, default) or fail with\n"
 "                           EBUSY until they are done (refuse)\n"
+"    -o auth_wait=SECONDS   how long close() waits for a refused token to be\n"
+"                           fixed in token_file before it fails with EACCES\n"
+"                           (default 60; write-back uploads wait forever)\n"
 "    -o config=PATH         config file, one option per line (default\n"
 "                           $XDG_CONFIG_HOME/boxfs/config or\n"
 "                           ~/.config/boxfs/config); -o options override it\n"
@@ -285,6 +289,7 @@ static void set_defaults(void)
 	o->spool_max = 0;
 	o->chunked_min = 20000000;
 	o->predict = 1;
+	o->auth_wait = 60;
 }
 
 /* Replace *path by its absolute form. 1 on success, 0 with errno set. */
@@ -343,7 +348,8 @@ static int apply(struct raw_opts *r)
 	    parse_size("spool_max", r->spool_max, &o->spool_max) ||
 	    parse_size("chunked_min", r->chunked_min, &o->chunked_min) ||
 	    parse_onoff("predict", r->predict, &o->predict) ||
-	    parse_secs("writeback", r->writeback, &o->writeback))
+	    parse_secs("writeback", r->writeback, &o->writeback) ||
+	    parse_int("auth_wait", r->auth_wait, 0, &o->auth_wait))
 		return -1;
 	if (r->unmount) {
 		if (strcmp(r->unmount, "wait") && strcmp(r->unmount, "refuse"))
@@ -422,6 +428,7 @@ static void free_raw(struct raw_opts *r)
 	free(r->predict);
 	free(r->writeback);
 	free(r->unmount);
+	free(r->auth_wait);
 }
 
 /* What parsing the command line allocated (tests/fuzz/fuzz_options.c

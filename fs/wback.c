@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "box.h"
 #include "inode.h"
 #include "journal.h"
@@ -152,6 +153,9 @@ static int wb_commit_item(struct wb_item *it)
 {
 	int rc;
 
+	/* a refused token: try the token file again before any upload */
+	if (auth_retry())
+		return -EACCES;
 	if (it->in)
 		return wb.commit ? wb.commit(it->in) : -EIO;
 	rc = upload_resume_sync(it->u);
@@ -345,7 +349,13 @@ int wback_state(struct inode *in, const char *upstate, char *buf, size_t len)
 	pthread_mutex_lock(&wb.lock);
 	it = wb_find(in);
 	if (it && !it->busy) {
-		if (it->err) {
+		char auth[160];
+
+		if (it->err && auth_waiting(auth, sizeof(auth))) {
+			left = it->not_before - wb_now();
+			n = snprintf(buf, len, "waiting for authentication: %s "
+				     "(retry in %.0fs)", auth, left > 0 ? left : 0);
+		} else if (it->err) {
 			const char *why = upstate;
 
 			if (!strncmp(why, "failed: ", 8))

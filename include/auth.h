@@ -55,6 +55,16 @@ int auth_header(char *buf, size_t len, unsigned *gen);
  * nothing is done), -EACCES when it cannot be refreshed (static token). */
 int auth_refresh(unsigned gen);
 
+/* 1 while the token was refused and could not be renewed (an OAuth
+ * refresh refused, or a static token from token_file refused): the
+ * reason goes into reason[len] ("refresh failed (HTTP 400) at 12:03:04").
+ * Logged once when it starts. BOX_TOKEN refusals are final (0 here). */
+int auth_waiting(char *reason, size_t len);
+/* While waiting: read token_file again and try it (a new static token, or
+ * a new refresh token / credentials). 0 when uploads can go on (also when
+ * nothing was waited for), -EACCES while still refused. */
+int auth_retry(void);
+
 /* One line about the token for status output: "static token", "oauth2:
  * ok, expires in 3540 s", "oauth2: refresh failed (HTTP 400) at 12:03:04".
  * Never a secret. Returns its length. */

@@ -29,6 +29,7 @@ struct boxfs_opts {
 	uint64_t chunked_min;   /* files >= this use upload sessions (default 20000000) */
 	int predict;            /* predict the size of plain copies (default 1) */
 	double writeback;       /* >0: write-back mode, commit after this many idle seconds (default 0 = off) */
+	int auth_wait;          /* seconds close() waits for a refused token to be fixed (default 60) */
 	int unmount_refuse;     /* -o unmount=refuse: keep the mount busy while uploads are pending */
 	int debug;              /* -d: debug logging */
 	int foreground;         /* -f */
