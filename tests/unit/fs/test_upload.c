@@ -6,6 +6,7 @@
  *
  * Owner: engineer C. */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -752,6 +753,70 @@ static void test_free_with_live_session_and_spool_max(void **st)
 	free(d);
 }
 
+/* Write-back: a persisted upload whose daemon "dies" (the state is freed
+ * as at exit) is found again by upload_init; the resumed session sends
+ * only the parts the server lacks. A corrupt entry keeps its spool. */
+static void test_persist_and_resume(void **st)
+{
+	unsigned char *d = gen(N, 11);
+	char pid[BOX_ID_MAX], *name = NULL, path[512];
+	struct box_item it;
+	struct upload *u;
+	time_t mt = 0;
+	int puts, fd;
+
+	(void)st;
+	reset();
+	u = upload_new(NULL, 0);
+	assert_int_equal(upload_declare_size(u, N, "0", "wb"), 0);
+	wr(u, d, PSIZE * 3, 0, PSIZE);       /* parts 0..2 stream */
+	wait_puts(3);
+	wr(u, d + PSIZE * 3, N - PSIZE * 3, PSIZE * 3, N);
+	assert_int_equal(upload_persist(u, "0", "wb", 1600000000), 0);
+	assert_true(upload_journaled(u));
+	puts = counter(&n_put);
+	upload_free(u);                      /* exit: spool + entry stay */
+	assert_int_equal(counter(&n_abort), 0);
+
+	/* a corrupt entry next to it: reported, skipped, its spool kept */
+	snprintf(path, sizeof(path), "%s/spool-1-1", boxfs_opts.cache_dir);
+	fd = open(path, O_WRONLY | O_CREAT, 0600);
+	assert_true(fd >= 0);
+	close(fd);
+	snprintf(path, sizeof(path), "%s/journal/spool-1-1.json",
+		 boxfs_opts.cache_dir);
+	fd = open(path, O_WRONLY | O_CREAT, 0600);
+	assert_int_equal(write(fd, "{\"v\":1,\"spo", 12), 12);
+	close(fd);
+
+	upload_shutdown();
+	assert_int_equal(upload_init(), 0);
+	u = upload_resume_next(pid, &name, &mt);
+	assert_non_null(u);
+	assert_string_equal(pid, "0");
+	assert_string_equal(name, "wb");
+	assert_int_equal(mt, 1600000000);
+	assert_null(upload_resume_next(pid, &name, &mt) ? (void *)1 : NULL);
+	assert_int_equal(upload_resume_sync(u), 0);
+	assert_int_equal(upload_commit(u, pid, name, mt, &it), 0);
+	expect_file("wb", d, N);
+	/* the same session, 8 parts in all: only those not sent before the
+	 * "crash" went now (an overlap would be a violation of the fake) */
+	assert_int_equal(counter(&n_create), 1);
+	assert_true(puts <= 8);
+	assert_int_equal(counter(&n_put), 8);
+	assert_false(upload_journaled(u));
+	upload_free(u);
+	free(name);
+	snprintf(path, sizeof(path), "%s/spool-1-1", boxfs_opts.cache_dir);
+	assert_int_equal(access(path, F_OK), 0);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/journal/spool-1-1.json",
+		 boxfs_opts.cache_dir);
+	unlink(path);
+	free(d);
+}
+
 static char cache[] = "/tmp/boxfs-test-upload-XXXXXX";
 
 static int setup(void **st)
@@ -806,6 +871,7 @@ int main(void)
 		cmocka_unit_test(test_failures),
 		cmocka_unit_test(test_parallel_writers),
 		cmocka_unit_test(test_free_with_live_session_and_spool_max),
+		cmocka_unit_test(test_persist_and_resume),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
