@@ -542,7 +542,7 @@ static int auth_retry_static(void)
 	if (rc) {
 		memcpy(auth_token, old, sizeof(old));
 		if (msg[0])
-			snprintf(auth_fail, sizeof(auth_fail), "%s", msg);
+			snprintf(auth_fail, sizeof(auth_fail), "%.120s", msg);
 	}
 	explicit_bzero(old, sizeof(old));
 	return rc;
@@ -557,7 +557,7 @@ static int auth_retry_oauth(void)
 	int rc = auth_read_json(boxfs_opts.token_file, &nc, msg, sizeof(msg));
 
 	if (rc) {
-		snprintf(auth_fail, sizeof(auth_fail), "%s", msg);
+		snprintf(auth_fail, sizeof(auth_fail), "%.120s", msg);
 		return rc;
 	}
 	cJSON_Delete(auth_conf);
