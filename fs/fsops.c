@@ -260,8 +260,9 @@ static int persist(struct inode *in, struct upload *up)
 	return ret;
 }
 
-/* close() in write-back mode: durable now, committed after the idle time */
-static int persist_if_dirty(struct inode *in)
+/* Run fn (commit or persist) on the inode's write state if it is dirty. */
+static int if_dirty(struct inode *in,
+		    int (*fn)(struct inode *in, struct upload *up))
 {
 	struct upload *up;
 	int ret = 0;
@@ -270,7 +271,7 @@ static int persist_if_dirty(struct inode *in)
 	up = up_hold(in);
 	inode_unlock();
 	if (up && upload_dirty(up))
-		ret = persist(in, up);
+		ret = fn(in, up);
 	up_unhold(in, up);
 	return ret;
 }
@@ -1125,19 +1126,11 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 		fuse_reply_write(req, n);
 }
 
-/* close() and fsync() return what the commit returned. */
+/* close() and fsync() return what the commit returned; in write-back
+ * mode close() returns once the data is durable locally. */
 static int commit_if_dirty(struct inode *in)
 {
-	struct upload *up;
-	int ret = 0;
-
-	inode_lock();
-	up = up_hold(in);
-	inode_unlock();
-	if (up && upload_dirty(up))
-		ret = commit(in, up);
-	up_unhold(in, up);
-	return ret;
+	return if_dirty(in, commit);
 }
 
 static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -1147,8 +1140,7 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 	(void)ino;
 	if (fh->writer)
-		ret = wback_on() ? persist_if_dirty(fh->in) :
-		      commit_if_dirty(fh->in);
+		ret = if_dirty(fh->in, wback_on() ? persist : commit);
 	fuse_reply_err(req, -ret);
 }
 

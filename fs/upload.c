@@ -1894,6 +1894,8 @@ int upload_persist(struct upload *u, const char *parent_id, const char *name,
 		u->journaled = 1;
 		u->changed_at = upload_mono();  /* close/rename/utimens count */
 		rc = upload_journal_update(u);
+		/* `boxfs status` lists it as queued until the commit */
+		stats_upload_begin(u, u->jname, u->size, 0);
 		if (rc && !was)
 			u->journaled = 0;
 	}
@@ -1927,24 +1929,30 @@ int upload_adopt(struct upload *u, const char *file_id)
 	return rc;
 }
 
-int upload_journaled(struct upload *u)
-{
-	int j;
-
-	pthread_mutex_lock(&u->lock);
-	j = u->journaled;
-	pthread_mutex_unlock(&u->lock);
-	return j;
-}
-
-double upload_changed_at(struct upload *u)
+static double upload_peek(struct upload *u, int *journaled)
 {
 	double t;
 
 	pthread_mutex_lock(&u->lock);
 	t = u->changed_at;
+	*journaled = u->journaled;
 	pthread_mutex_unlock(&u->lock);
 	return t;
+}
+
+int upload_journaled(struct upload *u)
+{
+	int j;
+
+	upload_peek(u, &j);
+	return j;
+}
+
+double upload_changed_at(struct upload *u)
+{
+	int j;
+
+	return upload_peek(u, &j);
 }
 
 /* A write state over the spool file of journal entry e (taken over). */

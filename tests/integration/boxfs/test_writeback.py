@@ -15,6 +15,7 @@ import pytest
 
 from boxfs_helpers import (assert_server_file, box_time, data_of, read_file,
                            wait_until, write_file)
+from test_upload_faults import write_declared
 from test_upload_sizes import (CM, PS, SESS, expected_ranges, small_sim,
                                upload_requests)
 
@@ -23,7 +24,10 @@ STATE = "user.boxfs.state"
 
 
 def state(path):
-    return os.getxattr(path, STATE).decode()
+    try:
+        return os.getxattr(path, STATE).decode()
+    except FileNotFoundError:    # not created yet
+        return ""
 
 
 def uploads(log):
@@ -200,18 +204,6 @@ def _kill_mid_upload(sim, m, names, want_parts=1):
         assert sim.client.find(n) is None, "%s committed before the kill" % n
 
 
-def write_declared(path, data):
-    """Announce the size first (ftruncate): parts stream while writing."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
-    try:
-        os.ftruncate(fd, len(data))
-        off = 0
-        while off < len(data):
-            off += os.write(fd, data[off:off + 256 * 1024])
-    finally:
-        os.close(fd)
-
-
 def _accepted_ranges(log):
     _, sessions, _ = upload_requests(log)
     return {sid: [e["content_range"] for e in reqs
@@ -219,16 +211,26 @@ def _accepted_ranges(log):
             for sid, reqs in sessions.items()}
 
 
+def _slow_mount(boxsim_factory, boxfs_factory, tmp_path, writeback, ms):
+    """boxsim with small parts whose PUTs take `ms`, boxfs on a cache_dir
+    that a second mount can reuse. Returns (sim, cache, opts, mount)."""
+    sim = small_sim(boxsim_factory)
+    cache = tmp_path / "cache-kept"
+    cache.mkdir(mode=0o700)
+    opts = ["chunked_min=%d" % CM, "part_parallel=1"]
+    if writeback:
+        opts.append("writeback=%s" % writeback)
+    m = boxfs_factory(sim, *opts, cache_dir=cache)
+    sim.add_fault("kind=delay,ms=%d,count=0,method=PUT,path=%s/*" % (ms, SESS))
+    return sim, cache, opts, m
+
+
 @pytest.mark.boxfs_timeout(120)
 def test_kill9_mid_upload_resumes_without_resending(boxsim_factory,
                                                    boxfs_factory, tmp_path):
-    sim = small_sim(boxsim_factory)
-    cache = tmp_path / "cache-kill"
-    cache.mkdir(mode=0o700)
-    opts = ("writeback=30", "chunked_min=%d" % CM, "part_parallel=1")
-    m = boxfs_factory(sim, *opts, cache_dir=cache)
+    sim, cache, opts, m = _slow_mount(boxsim_factory, boxfs_factory,
+                                      tmp_path, 30, 300)
     files = {"k%d" % i: data_of(4 * PS + 1000 * i, 30 + i) for i in range(3)}
-    sim.add_fault("kind=delay,ms=300,count=0,method=PUT,path=%s/*" % SESS)
     write_declared(m.path / "k0", files["k0"])     # parts stream meanwhile
     write_declared(m.path / "k1", files["k1"])
     write_file(m.path / "k2", files["k2"])         # nothing sent yet
@@ -261,13 +263,9 @@ def test_kill9_mid_upload_resumes_without_resending(boxsim_factory,
 def test_kill9_partial_session_sends_only_missing_parts(boxsim_factory,
                                                        boxfs_factory,
                                                        tmp_path):
-    sim = small_sim(boxsim_factory)
-    cache = tmp_path / "cache-part"
-    cache.mkdir(mode=0o700)
-    opts = ("writeback=0.2", "chunked_min=%d" % CM, "part_parallel=1")
-    m = boxfs_factory(sim, *opts, cache_dir=cache)
+    sim, cache, opts, m = _slow_mount(boxsim_factory, boxfs_factory,
+                                      tmp_path, 0.2, 400)
     data = data_of(5 * PS + 77, 41)
-    sim.add_fault("kind=delay,ms=400,count=0,method=PUT,path=%s/*" % SESS)
     write_file(m.path / "p", data)   # burst: the commit makes the session
     _kill_mid_upload(sim, m, ["p"], 2)
     before = _accepted_ranges(sim.log())
@@ -290,13 +288,9 @@ def test_kill9_partial_session_sends_only_missing_parts(boxsim_factory,
 @pytest.mark.boxfs_timeout(90)
 def test_kill9_expired_session_gets_a_new_one(boxsim_factory, boxfs_factory,
                                              tmp_path):
-    sim = small_sim(boxsim_factory)
-    cache = tmp_path / "cache-exp"
-    cache.mkdir(mode=0o700)
-    opts = ("writeback=30", "chunked_min=%d" % CM, "part_parallel=1")
-    m = boxfs_factory(sim, *opts, cache_dir=cache)
+    sim, cache, opts, m = _slow_mount(boxsim_factory, boxfs_factory,
+                                      tmp_path, 30, 300)
     data = data_of(4 * PS + 5, 40)
-    sim.add_fault("kind=delay,ms=300,count=0,method=PUT,path=%s/*" % SESS)
     write_declared(m.path / "e", data)
     _kill_mid_upload(sim, m, ["e"])
     sim.clear_faults()
@@ -316,13 +310,9 @@ def test_kill9_expired_session_gets_a_new_one(boxsim_factory, boxfs_factory,
 @pytest.mark.boxfs_timeout(90)
 def test_kill9_default_mode_leaves_nothing(boxsim_factory, boxfs_factory,
                                           tmp_path):
-    sim = small_sim(boxsim_factory)
-    cache = tmp_path / "cache-def"
-    cache.mkdir(mode=0o700)
-    m = boxfs_factory(sim, "chunked_min=%d" % CM, "part_parallel=1",
-                      cache_dir=cache)
+    sim, cache, opts, m = _slow_mount(boxsim_factory, boxfs_factory,
+                                      tmp_path, 0, 400)
     data = data_of(4 * PS, 50)
-    sim.add_fault("kind=delay,ms=400,count=0,method=PUT,path=%s/*" % SESS)
     pid = os.fork()
     if pid == 0:        # the writer blocks in close() until the kill
         try:
@@ -334,7 +324,7 @@ def test_kill9_default_mode_leaves_nothing(boxsim_factory, boxfs_factory,
     finally:
         os.waitpid(pid, 0)
     sim.clear_faults()
-    m2 = boxfs_factory(sim, "chunked_min=%d" % CM, cache_dir=cache)
+    m2 = boxfs_factory(sim, *opts, cache_dir=cache)
     assert "removed 1 spool file" in m2.stderr_text(), m2.stderr_text()
     assert sim.client.find("d") is None
     assert os.listdir(cache / "journal") == []
