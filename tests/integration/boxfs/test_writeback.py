@@ -204,6 +204,15 @@ def _kill_mid_upload(sim, m, names, want_parts=1):
         assert sim.client.find(n) is None, "%s committed before the kill" % n
 
 
+def _restart_until_committed(sim, boxfs_factory, opts, cache, name, data):
+    """Mount again on the same cache_dir; the request log of the resume."""
+    mark = sim.log_mark()
+    boxfs_factory(sim, *opts, cache_dir=cache)
+    wait_until(lambda: on_server(sim, name, data), 30, "the resumed " + name)
+    assert_server_file(sim.client, name, data)
+    return sim.log(since=mark)
+
+
 def _accepted_ranges(log):
     _, sessions, _ = upload_requests(log)
     return {sid: [e["content_range"] for e in reqs
@@ -273,11 +282,7 @@ def test_kill9_partial_session_sends_only_missing_parts(boxsim_factory,
     sid, sent = next(iter(before.items()))
     assert 2 <= len(sent) < 6, sent
     sim.clear_faults()
-    mark = sim.log_mark()
-    boxfs_factory(sim, *opts, cache_dir=cache)
-    wait_until(lambda: on_server(sim, "p", data), 30, "the resumed commit")
-    assert_server_file(sim.client, "p", data)
-    log = sim.log(since=mark)
+    log = _restart_until_committed(sim, boxfs_factory, opts, cache, "p", data)
     _, sessions, creates = upload_requests(log)
     assert creates == [] and list(sessions) == [sid], (creates, sessions)
     after = _accepted_ranges(log)[sid]
@@ -295,11 +300,7 @@ def test_kill9_expired_session_gets_a_new_one(boxsim_factory, boxfs_factory,
     _kill_mid_upload(sim, m, ["e"])
     sim.clear_faults()
     sim.add_fault("kind=expire,path=%s/*" % SESS)   # the session died
-    mark = sim.log_mark()
-    boxfs_factory(sim, *opts, cache_dir=cache)
-    wait_until(lambda: on_server(sim, "e", data), 30, "the new session")
-    assert_server_file(sim.client, "e", data)
-    log = sim.log(since=mark)
+    log = _restart_until_committed(sim, boxfs_factory, opts, cache, "e", data)
     _, sessions, creates = upload_requests(log)
     assert [e["status"] for e in creates] == [201], creates
     # the resume asked for the parts, heard 410 and started anew
