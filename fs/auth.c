@@ -205,8 +205,15 @@ static int auth_oauth_fetch(void)
 	rc = http_request(&rq, &rs);
 	curl_slist_free_all(hdr);
 	if (!rc && rs.status != 200) {
-		log_err("auth: token endpoint answered HTTP %ld; the refresh "
-			"token or client credentials were refused", rs.status);
+		/* once: while uploads wait for a fixed token file, each new
+		 * try is only a debug line */
+		if (auth_blocked)
+			log_debug("auth: token endpoint still answers HTTP %ld",
+				  rs.status);
+		else
+			log_err("auth: token endpoint answered HTTP %ld; the "
+				"refresh token or client credentials were "
+				"refused", rs.status);
 		rc = -EACCES;
 	}
 	if (rc) {

@@ -190,8 +190,12 @@ static void wb_done(struct wb_item *it, int rc, double now)
 		if (it->backoff > WB_BACKOFF_MAX)
 			it->backoff = WB_BACKOFF_MAX;
 		it->not_before = now + it->backoff;
-		log_warn("writeback: upload failed (%s); next attempt in %.0f s",
-			 strerror(-rc), it->backoff);
+		if (rc == -EACCES && auth_waiting(NULL, 0))
+			log_debug("writeback: still waiting for authentication; "
+				  "next attempt in %.0f s", it->backoff);
+		else
+			log_warn("writeback: upload failed (%s); next attempt in "
+				 "%.0f s", strerror(-rc), it->backoff);
 	}
 }
 

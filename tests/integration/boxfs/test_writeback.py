@@ -168,6 +168,27 @@ def test_unmount_uploads_pending(sim, boxfs_factory):
     assert "all 3 pending files uploaded" in err, err
 
 
+def test_unmount_keeps_what_fails_for_the_next_start(sim, boxfs_factory,
+                                                     tmp_path):
+    cache = tmp_path / "cache-keep"
+    cache.mkdir(mode=0o700)
+    opts = ("writeback=600", "retries=0")
+    m = boxfs_factory(sim, *opts, cache_dir=cache)
+    data = data_of(2000, 25)
+    write_file(m.path / "f", data)
+    sim.add_fault("kind=status,status=500,count=0,method=POST,path=" + SIMPLE)
+    assert m.unmount() == []             # exits (status 0) all the same
+    err = m.stderr_text()
+    assert "uploading 1 pending file before unmount" in err, err
+    assert "1 file could not be uploaded; kept in the journal" in err, err
+    assert sim.client.find("f") is None
+    assert len(os.listdir(cache / "journal")) == 1
+    sim.clear_faults()
+    boxfs_factory(sim, *opts, cache_dir=cache)
+    wait_until(lambda: sim.client.find("f"), 15, "the commit at the restart")
+    assert_server_file(sim.client, "f", data)
+
+
 def _fusermount(path):
     return subprocess.run(["fusermount3", "-u", str(path)],
                           capture_output=True, text=True, timeout=10)
