@@ -207,7 +207,13 @@ static void wb_busy_hold(int pending)
 	if (pending && wb.busy_fd < 0) {
 		int fd;
 
+		/* never start the open once unmount began: it would wait for
+		 * a session loop that no longer runs */
 		pthread_mutex_lock(&wb.lock);
+		if (wb.stop) {
+			pthread_mutex_unlock(&wb.lock);
+			return;
+		}
 		wb.in_open = 1;
 		pthread_mutex_unlock(&wb.lock);
 		fd = open(wb.mnt, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -382,7 +388,7 @@ int wback_state(struct inode *in, const char *upstate, char *buf, size_t len)
 void wback_unmount(void)
 {
 	struct wb_item *it, *list;
-	int n = 0, i = 0, failed = 0;
+	int n = 0, i = 0, failed = 0, stuck;
 	char name[256];
 
 	pthread_mutex_lock(&wb.lock);
@@ -397,10 +403,11 @@ void wback_unmount(void)
 	}
 	list = wb.items;
 	wb.items = NULL;
+	stuck = wb.in_open;
 	pthread_mutex_unlock(&wb.lock);
 	/* a thread stuck opening the mount root is left alone: the process
 	 * ends after us and the mount is gone by then */
-	if (wb.started && !wb.in_open)
+	if (wb.started && !stuck)
 		pthread_join(wb.thr, NULL);
 	wb.started = 0;
 	if (wb.busy_fd >= 0)

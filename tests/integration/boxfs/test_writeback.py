@@ -209,6 +209,9 @@ def test_unmount_refuse_while_pending(sim, boxfs_factory):
     assert sim.client.find("b") is None
     wait_until(lambda: sim.client.find("b"), 15, "the commit")
     wait_until(lambda: not holds_root(), 10, "the busy fd to go")
+    # the kernel drops the busy reference once it processed the release
+    wait_until(lambda: _fusermount(m.path).returncode == 0, 10,
+               "unmount to succeed once nothing is pending")
     assert m.unmount() == []
     assert_server_file(sim.client, "b", data)
 
