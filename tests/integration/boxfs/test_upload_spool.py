@@ -7,7 +7,7 @@ import stat
 
 import pytest
 
-from boxfs_helpers import assert_server_file, data_of, read_file
+from boxfs_helpers import assert_server_file, data_of, read_file, wait_until
 from test_upload_sizes import CM, PS, small_sim
 
 
@@ -35,7 +35,9 @@ def test_spool_private_and_removed_after_commit(boxsim_factory, boxfs_factory,
     finally:
         os.close(fd)
     assert_server_file(sim.client, "sp", data)
-    assert spool_files(cache) == []
+    # the kernel sends RELEASE (which drops the spool) after close() returns
+    wait_until(lambda: spool_files(cache) == [], timeout=10,
+               what="spool file removed after the release")
 
 
 @pytest.mark.boxfs_timeout(120)
