@@ -869,12 +869,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 				goto err;
 			}
 			inode_lock();
-			fill_entry(&e, in);
-			inode_unlock();
-			fi->fh = (uintptr_t)fh;
-			fi->keep_cache = 0;
-			fuse_reply_create(req, &e, fi);
-			return;
+			goto reply;
 		}
 	}
 	if (!ret)
@@ -908,6 +903,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	in->refs++;
 	fh->in = in;
 	fh->writer = 1;
+reply:	/* locked */
 	fill_entry(&e, in);
 	inode_unlock();
 	fi->fh = (uintptr_t)fh;
