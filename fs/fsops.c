@@ -276,6 +276,13 @@ static int if_dirty(struct inode *in,
 	return ret;
 }
 
+static int inited;
+
+int fsops_initialized(void)
+{
+	return __atomic_load_n(&inited, __ATOMIC_ACQUIRE);
+}
+
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
 	(void)userdata;
@@ -285,6 +292,7 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	conn->want &= ~FUSE_CAP_ASYNC_READ;
 	/* every write must reach the upload state, never sit in page cache */
 	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+	__atomic_store_n(&inited, 1, __ATOMIC_RELEASE);
 }
 
 static void op_destroy(void *userdata)

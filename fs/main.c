@@ -38,6 +38,7 @@ struct raw_opts {
 	char *attr_ttl, *dir_ttl, *connect_timeout, *io_timeout, *retries, *timeout;
 	char *part_parallel, *upload_threads, *mem_budget, *spool_max;
 	char *chunked_min, *config, *predict, *writeback, *unmount, *auth_wait;
+	char *read_ahead_kb;
 	int help, version;
 };
 
@@ -65,6 +66,7 @@ static const struct fuse_opt opt_spec[] = {
 	OPT("writeback=%s", writeback),
 	OPT("unmount=%s", unmount),
 	OPT("auth_wait=%s", auth_wait),
+	OPT("read_ahead_kb=%s", read_ahead_kb),
 	/* fstab words mount(8) may leave in the options: not for the kernel */
 	FUSE_OPT_KEY("_netdev", FUSE_OPT_KEY_DISCARD),
 	FUSE_OPT_KEY("nofail", FUSE_OPT_KEY_DISCARD),
@@ -121,6 +123,9 @@ static void usage(const char *prog)
 "    -o auth_wait=SECONDS   how long close() waits for a refused token to be\n"
 "                           fixed in token_file before it fails with EACCES\n"
 "                           (default 60; write-back uploads wait forever)\n"
+"    -o read_ahead_kb=N     kernel read-ahead of the mount, set through sysfs\n"
+"                           when allowed (root); 0 keeps the kernel's 128\n"
+"                           (default 1024)\n"
 "    -o config=PATH         config file, one option per line (default\n"
 "                           $XDG_CONFIG_HOME/boxfs/config or\n"
 "                           ~/.config/boxfs/config); -o options override it\n"
@@ -290,6 +295,7 @@ static void set_defaults(void)
 	o->chunked_min = 20000000;
 	o->predict = 1;
 	o->auth_wait = 60;
+	o->read_ahead_kb = 1024;
 }
 
 /* Replace *path by its absolute form. 1 on success, 0 with errno set. */
@@ -349,8 +355,12 @@ static int apply(struct raw_opts *r)
 	    parse_size("chunked_min", r->chunked_min, &o->chunked_min) ||
 	    parse_onoff("predict", r->predict, &o->predict) ||
 	    parse_secs("writeback", r->writeback, &o->writeback) ||
-	    parse_int("auth_wait", r->auth_wait, 0, &o->auth_wait))
+	    parse_int("auth_wait", r->auth_wait, 0, &o->auth_wait) ||
+	    parse_int("read_ahead_kb", r->read_ahead_kb, 0, &o->read_ahead_kb))
 		return -1;
+	if (o->read_ahead_kb > 65536)
+		return bad("read_ahead_kb", r->read_ahead_kb,
+			   "expected at most 65536");
 	if (r->unmount) {
 		if (strcmp(r->unmount, "wait") && strcmp(r->unmount, "refuse"))
 			return bad("unmount", r->unmount,
@@ -429,6 +439,7 @@ static void free_raw(struct raw_opts *r)
 	free(r->writeback);
 	free(r->unmount);
 	free(r->auth_wait);
+	free(r->read_ahead_kb);
 }
 
 /* What parsing the command line allocated (tests/fuzz/fuzz_options.c
@@ -509,6 +520,98 @@ static int quiet_check(char *msg, size_t len)
 	return err;
 }
 
+/* mountinfo escapes space, tab, newline and backslash as \ooo: undo it in
+ * place. */
+static void unescape_octal(char *s)
+{
+	char *d = s;
+
+	for (; *s; s++, d++) {
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' &&
+		    s[2] >= '0' && s[2] <= '7' && s[3] >= '0' && s[3] <= '7') {
+			*d = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 +
+				    (s[3] - '0'));
+			s += 3;
+		} else {
+			*d = *s;
+		}
+	}
+	*d = 0;
+}
+
+/* The kernel caps a FUSE mount's read-ahead at its bdi default (128 KiB),
+ * so sequential reads arrive as 128 KiB requests; 1 MiB cuts the round trips
+ * eightfold (docs/PERFORMANCE.md). sysfs is writable by root only: anyone
+ * else keeps the default (said at debug level). */
+static void set_read_ahead_now(const char *mnt, int kb)
+{
+	char dev[32] = "", path[80];
+	char *line = NULL;
+	size_t cap = 0;
+	int ok, e;
+	FILE *f;
+
+	if (kb <= 0 || !(f = fopen("/proc/self/mountinfo", "re")))
+		return;
+	while (getline(&line, &cap, f) > 0) {
+		char d[32], *mp = malloc(strlen(line) + 1);
+
+		/* id parent major:minor root mountpoint ...; the last match
+		 * is the newest mount on that path: ours */
+		if (mp && sscanf(line, "%*s %*s %31s %*s %s", d, mp) == 2) {
+			unescape_octal(mp);
+			if (!strcmp(mp, mnt))
+				snprintf(dev, sizeof(dev), "%s", d);
+		}
+		free(mp);
+	}
+	free(line);
+	fclose(f);
+	if (!dev[0] || strchr(dev, '/')) {
+		log_debug("read-ahead: %s not found in mountinfo", mnt);
+		return;
+	}
+	snprintf(path, sizeof(path), "/sys/class/bdi/%s/read_ahead_kb", dev);
+	f = fopen(path, "we");
+	ok = f && fprintf(f, "%d\n", kb) > 0;
+	e = errno;
+	if (f && fclose(f)) {
+		ok = 0;
+		e = errno;
+	}
+	if (ok)
+		log_debug("read-ahead: %d KiB (%s)", kb, path);
+	else
+		log_debug("read-ahead: cannot set %s: %s", path, strerror(e));
+}
+
+/* The kernel sets the read-ahead from our answer to its INIT request, so
+ * ours goes after that: a worker job waits for op_init, gives libfuse a
+ * moment to send the answer, then writes sysfs. */
+static const char *ra_mnt;
+
+static void set_read_ahead_job(void *arg)
+{
+	int i;
+
+	(void)arg;
+	for (i = 0; i < 3000 && !fsops_initialized(); i++)
+		usleep(10000);
+	if (!fsops_initialized())
+		return;
+	usleep(100000);
+	set_read_ahead_now(ra_mnt, boxfs_opts.read_ahead_kb);
+}
+
+static void set_read_ahead(const char *mnt, int kb)
+{
+	if (kb <= 0)
+		return;
+	ra_mnt = mnt;
+	if (worker_submit(set_read_ahead_job, NULL))
+		log_debug("read-ahead: left at the kernel's default");
+}
+
 static int run(struct fuse_args *args, struct fuse_cmdline_opts *co)
 {
 	struct fuse_loop_config lc = { .clone_fd = 0, .max_idle_threads = 10 };
@@ -553,6 +656,7 @@ static int run(struct fuse_args *args, struct fuse_cmdline_opts *co)
 		log_err("cannot start worker threads: %s", strerror(-err));
 		goto out_unmount;
 	}
+	set_read_ahead(co->mountpoint, boxfs_opts.read_ahead_kb);
 	err = fsops_start(co->mountpoint);
 	if (err) {
 		log_err("cannot start the write-back thread: %s", strerror(-err));

@@ -22,6 +22,11 @@ int fsops_start(const char *mountpoint);
  * write-back still holds (progress on stderr). */
 void fsops_unmount(void);
 
+/* 1 once the kernel's INIT request reached op_init (the kernel applies our
+ * answer right after it; settings it would overwrite, such as the bdi
+ * read-ahead, go after this). */
+int fsops_initialized(void);
+
 /* Free the file handles the kernel never released (unmount with files
  * still open). Call after the session loop and worker_shutdown(), before
  * inode_cleanup(). */

@@ -30,6 +30,7 @@ struct boxfs_opts {
 	int predict;            /* predict the size of plain copies (default 1) */
 	double writeback;       /* >0: write-back mode, commit after this many idle seconds (default 0 = off) */
 	int auth_wait;          /* seconds close() waits for a refused token to be fixed (default 60) */
+	int read_ahead_kb;      /* kernel read-ahead of the mount, KiB, set through sysfs (default 1024, 0 = kernel's) */
 	int unmount_refuse;     /* -o unmount=refuse: keep the mount busy while uploads are pending */
 	int debug;              /* -d: debug logging */
 	int foreground;         /* -f */

@@ -3,11 +3,12 @@ past it, random ranged reads return the server's bytes."""
 
 import os
 import random
+import time
 
 import pytest
 
 from boxfs_helpers import (SANITIZED, data_of, log_requests, put, read_file,
-                           run, sha1)
+                           run, sha1, wait_until)
 
 
 def peak_rss(pid):
@@ -118,3 +119,36 @@ def test_read_retries_500_and_429(sim, boxfs_factory):
            if e["path"] == path]
     assert got[0] == 500 and 429 in got, got
     assert got.count(500) == 1 and got.count(429) == 1, got
+
+
+def bdi_read_ahead_kb(path):
+    st = os.stat(path)
+    p = "/sys/class/bdi/%d:%d/read_ahead_kb" % (os.major(st.st_dev),
+                                                os.minor(st.st_dev))
+    with open(p) as f:
+        return int(f.read())
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="sysfs is writable by root only")
+def test_read_ahead_raised_for_the_mount(sim, boxfs_factory):
+    """The kernel caps FUSE read-ahead at 128 KiB; boxfs raises its mount's
+    to read_ahead_kb (default 1024), and 0 leaves the kernel's value. A
+    bad value is refused with one line."""
+    # set just after the kernel's INIT exchange (which would overwrite it)
+    m = boxfs_factory(sim)
+    wait_until(lambda: bdi_read_ahead_kb(m.path) == 1024, timeout=10,
+               what="read_ahead_kb 1024")
+    m2 = boxfs_factory(sim, "read_ahead_kb=4096")
+    wait_until(lambda: bdi_read_ahead_kb(m2.path) == 4096, timeout=10,
+               what="read_ahead_kb 4096")
+    m3 = boxfs_factory(sim, "read_ahead_kb=0")
+    time.sleep(0.5)     # what the other two needed: nothing may change it
+    assert bdi_read_ahead_kb(m3.path) == 128
+    # sequential reads then come in larger pieces: bytes still right
+    data = data_of(3 * 1024 * 1024 + 5, 9)
+    put(sim.client, "0", "ra.bin", data)
+    assert sha1(read_file(m.path / "ra.bin")) == sha1(data)
+    bad = boxfs_factory(sim, "read_ahead_kb=70000", wait=False)
+    assert bad.wait_exit(30) != 0
+    err = bad.stderr_text()
+    assert "read_ahead_kb" in err and len(err.strip().splitlines()) == 1, err
