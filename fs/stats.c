@@ -35,7 +35,7 @@ static struct {
 	pthread_mutex_t lock;
 	struct stats_ent *head;
 	int nfailed;
-	uint64_t bytes, parts, resends, commits, errors;
+	uint64_t bytes, parts, resends, commits, errors, hashed_on_write;
 } st = {
 	.lock = PTHREAD_MUTEX_INITIALIZER,
 };
@@ -190,6 +190,13 @@ void stats_resend(void)
 	pthread_mutex_unlock(&st.lock);
 }
 
+void stats_part_hashed_on_write(void)
+{
+	pthread_mutex_lock(&st.lock);
+	st.hashed_on_write++;
+	pthread_mutex_unlock(&st.lock);
+}
+
 void stats_bytes(uint64_t bytes)
 {
 	pthread_mutex_lock(&st.lock);
@@ -278,6 +285,8 @@ char *stats_json(const char *auth, const struct http_counters *hc)
 		cJSON_AddNumberToObject(c, "parts", (double)st.parts);
 		cJSON_AddNumberToObject(c, "retries", (double)hc->retries);
 		cJSON_AddNumberToObject(c, "resends", (double)st.resends);
+		cJSON_AddNumberToObject(c, "parts_hashed_on_write",
+					(double)st.hashed_on_write);
 		cJSON_AddNumberToObject(c, "commits", (double)st.commits);
 		cJSON_AddNumberToObject(c, "errors", (double)st.errors);
 		cJSON_AddNumberToObject(c, "requests", (double)hc->requests);

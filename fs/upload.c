@@ -38,6 +38,7 @@
 #include "journal.h"
 #include "log.h"
 #include "options.h"
+#include "sha1.h"
 #include "stats.h"
 #include "upload.h"
 #include "worker.h"
@@ -68,6 +69,8 @@ struct usess {
 	struct box_session bs;
 	unsigned char *st;      /* enum part_state per part */
 	struct box_part *parts; /* accepted records, by part index */
+	unsigned char (*pmd)[20];   /* part SHA-1s computed while written */
+	unsigned char *pmd_ok;      /* pmd[k] matches the spool's part k */
 	uint32_t ndone;
 	uint32_t cursor;        /* parts below were queued (part 0: at commit) */
 	int inflight;
@@ -96,9 +99,12 @@ struct upload {
 	struct up_ext ext[UP_MAX_EXT];
 	int next;
 	int scattered;              /* too many holes to track: no streaming */
-	EVP_MD_CTX *sha;
+	struct sha1 sha;            /* whole file, [0, sha_off) */
 	uint64_t sha_off;
 	int sha_valid;
+	struct sha1 psha;           /* part psha_k of sess, same pass */
+	uint32_t psha_k;
+	int psha_on;
 	int declared_set;
 	uint64_t declared;
 	struct usess *sess;
@@ -385,14 +391,10 @@ static int upload_journal_fill(struct upload *u, struct journal_entry *e)
 	e->size = u->size;
 	e->mtime = u->jmtime;
 	if (u->sha_valid && u->sha_off == u->size) {
-		EVP_MD_CTX *c = EVP_MD_CTX_new();
 		unsigned char md[20];
-		unsigned int n = 0;
 
-		if (c && EVP_MD_CTX_copy_ex(c, u->sha) &&
-		    EVP_DigestFinal_ex(c, md, &n))
-			upload_hex(md, e->sha1);
-		EVP_MD_CTX_free(c);
+		sha1_final(&u->sha, md);
+		upload_hex(md, e->sha1);
 	}
 	if (s && s->ready && !s->dead && !s->err && s->size == u->size) {
 		e->sess = s->bs;
@@ -449,6 +451,8 @@ static void upload_sess_put(struct usess *s)
 		return;
 	free(s->st);
 	free(s->parts);
+	free(s->pmd);
+	free(s->pmd_ok);
 	free(s->name);
 	free(s);
 }
@@ -487,6 +491,7 @@ static void upload_sess_drop(struct upload *u, int abort)
 	if (!s)
 		return;
 	u->sess = NULL;
+	u->psha_on = 0;
 	s->dead = 1;
 	if (abort && s->ready)
 		upload_abort_async(&s->bs);
@@ -512,11 +517,17 @@ static int upload_sess_ready(struct usess *s, const struct box_session *bs)
 	}
 	s->st = calloc(n, 1);
 	s->parts = calloc(n, sizeof(*s->parts));
-	if (!s->st || !s->parts) {
+	s->pmd = calloc(n, sizeof(*s->pmd));
+	s->pmd_ok = calloc(n, 1);
+	if (!s->st || !s->parts || !s->pmd || !s->pmd_ok) {
 		free(s->st);
 		free(s->parts);
+		free(s->pmd);
+		free(s->pmd_ok);
 		s->st = NULL;
 		s->parts = NULL;
+		s->pmd = NULL;
+		s->pmd_ok = NULL;
 		return -ENOMEM;
 	}
 	s->bs = *bs;
@@ -551,6 +562,8 @@ struct upload_pjob {
 	struct upload *u;
 	struct usess *s;
 	uint32_t k;
+	int md_ok;              /* md was computed while the part was written */
+	unsigned char md[20];
 };
 
 static void upload_pump(struct upload *u, int all);
@@ -613,10 +626,11 @@ static int upload_hash_range(int fd, uint64_t off, uint64_t len,
 	return rc;
 }
 
+/* md_ok: md is the part's SHA-1, computed while it was written (no
+ * write reached the part since, or the session would have been dropped) */
 static int upload_part_send(struct upload *u, struct usess *s, uint32_t k,
-			    struct box_part *out)
+			    int md_ok, unsigned char md[20], struct box_part *out)
 {
-	unsigned char md[20];
 	unsigned int mdlen = 0;
 	uint64_t off, len;
 	char hex[41];
@@ -627,7 +641,7 @@ static int upload_part_send(struct upload *u, struct usess *s, uint32_t k,
 	if (upload_spool_covers(u->fd, off + len)) {
 		/* hashed, then streamed from the spool: memory does not grow
 		 * with the part size (64-128 MiB parts for big files) */
-		rc = upload_hash_range(u->fd, off, len, md);
+		rc = md_ok ? 0 : upload_hash_range(u->fd, off, len, md);
 		if (!rc)
 			rc = box_session_put_part_fd(&s->bs, off, u->fd, len, md, out);
 	} else {
@@ -668,7 +682,7 @@ static void upload_part_job(void *arg)
 
 	memset(&part, 0, sizeof(part));
 	upload_part_range(s, j->k, &off, &len);
-	rc = upload_part_send(u, s, j->k, &part);
+	rc = upload_part_send(u, s, j->k, j->md_ok, j->md, &part);
 	upload_budget_release(len);
 
 	pthread_mutex_lock(&u->lock);
@@ -737,6 +751,8 @@ static void upload_pump(struct upload *u, int all)
 		j->u = u;
 		j->s = s;
 		j->k = k;
+		j->md_ok = s->pmd_ok[k];
+		memcpy(j->md, s->pmd[k], sizeof(j->md));
 		s->st[k] = P_QUEUED;
 		s->inflight++;
 		s->refs++;
@@ -855,21 +871,76 @@ static int upload_spool_open(struct upload *u)
 
 static void upload_sha_reset(struct upload *u)
 {
-	EVP_DigestInit_ex(u->sha, EVP_sha1(), NULL);
+	sha1_init(&u->sha);
 	u->sha_off = 0;
 	u->sha_valid = 1;
+	u->psha_on = 0;
+}
+
+/* Take [sha_off, sha_off + n) into the whole-file hash. While the hash
+ * crosses the parts of a ready session in order, each part's SHA-1 is
+ * taken in the same pass (sha1_update2): started at the part's first byte,
+ * recorded in pmd at its last, so its PUT need not read the spool for the
+ * Digest. A write into a part clears its pmd_ok (upload_mark_written). */
+static void upload_sha_feed(struct upload *u, const unsigned char *p,
+			    uint64_t n, int parts)
+{
+	struct usess *s = parts ? u->sess : NULL;
+
+	if (s && (!s->ready || s->dead || s->bs.part_size % 64))
+		s = NULL;
+	if (!s)
+		u->psha_on = 0;
+	while (n) {
+		uint64_t ps, k, pend, m = n;
+
+		if (!s || u->sha_off >= s->bs.file_size) {
+			sha1_update(&u->sha, p, n);
+			u->sha_off += n;
+			return;
+		}
+		ps = s->bs.part_size;
+		k = u->sha_off / ps;
+		pend = (k + 1) * ps;
+		if (pend > s->bs.file_size)
+			pend = s->bs.file_size;
+		if (m > pend - u->sha_off)
+			m = pend - u->sha_off;
+		if (u->sha_off == k * ps) {
+			sha1_init(&u->psha);
+			u->psha_k = (uint32_t)k;
+			u->psha_on = 1;
+		}
+		if (u->psha_on && u->psha_k == k)
+			sha1_update2(&u->sha, &u->psha, p, m);
+		else
+			sha1_update(&u->sha, p, m);
+		u->sha_off += m;
+		p += m;
+		n -= m;
+		if (u->psha_on && u->psha_k == k && u->sha_off == pend) {
+			sha1_final(&u->psha, s->pmd[k]);
+			s->pmd_ok[k] = 1;
+			u->psha_on = 0;
+			stats_part_hashed_on_write();
+		}
+	}
 }
 
 /* Hash [sha_off, upto) into the running SHA-1, taking bytes from buf
  * (which holds [boff, boff + blen)) where it can and from the spool
- * otherwise. On trouble the running hash is just invalidated. */
+ * otherwise. On trouble the running hash is just invalidated. parts: the
+ * lock is held, part hashes may be taken along (upload_sha_feed). */
 static void upload_sha_advance(struct upload *u, uint64_t upto,
-			       const void *buf, uint64_t boff, uint64_t blen)
+			       const void *buf, uint64_t boff, uint64_t blen,
+			       int parts)
 {
 	char *tmp = NULL;
 
-	if (!u->sha_valid)
+	if (!u->sha_valid) {
+		u->psha_on = 0;
 		return;
+	}
 	while (u->sha_off < upto) {
 		uint64_t n;
 
@@ -877,8 +948,8 @@ static void upload_sha_advance(struct upload *u, uint64_t upto,
 			n = boff + blen - u->sha_off;
 			if (n > upto - u->sha_off)
 				n = upto - u->sha_off;
-			EVP_DigestUpdate(u->sha, (const char *)buf +
-					 (u->sha_off - boff), n);
+			upload_sha_feed(u, (const unsigned char *)buf +
+					(u->sha_off - boff), n, parts);
 		} else {
 			n = upto - u->sha_off;
 			if (n > UP_IO_CHUNK)
@@ -890,11 +961,11 @@ static void upload_sha_advance(struct upload *u, uint64_t upto,
 				tmp = malloc(UP_IO_CHUNK);
 			if (!tmp || upload_pread_full(u->fd, tmp, n, u->sha_off)) {
 				u->sha_valid = 0;
+				u->psha_on = 0;
 				break;
 			}
-			EVP_DigestUpdate(u->sha, tmp, n);
+			upload_sha_feed(u, (const unsigned char *)tmp, n, parts);
 		}
-		u->sha_off += n;
 	}
 	free(tmp);
 }
@@ -920,6 +991,7 @@ static void upload_mark_written(struct upload *u, uint64_t off, uint64_t end,
 				upload_sess_drop(u, 1);
 				break;
 			}
+			s->pmd_ok[k] = 0;  /* its digest (if any) is stale */
 		}
 	}
 	s = u->sess;
@@ -966,7 +1038,7 @@ static void upload_mark_written(struct upload *u, uint64_t off, uint64_t end,
 		memmove(&u->ext[0], &u->ext[1], (u->next - 1) * sizeof(u->ext[0]));
 		u->next--;
 	}
-	upload_sha_advance(u, u->prefix, buf, off, end - off);
+	upload_sha_advance(u, u->prefix, buf, off, end - off, 1);
 }
 
 /* Bring Box's content [0, min(upto, remote_size)) into the spool. Called
@@ -1008,7 +1080,7 @@ static int upload_fetch(struct upload *u, uint64_t upto)
 			rc = (int)w;
 			break;
 		}
-		EVP_DigestUpdate(u->sha, buf, got);
+		sha1_update(&u->sha, buf, got);
 		off += got;
 		if (got < want)
 			break;  /* the file is shorter than we were told */
@@ -1258,9 +1330,7 @@ struct upload *upload_new(const char *file_id, uint64_t size)
 	u = calloc(1, sizeof(*u));
 	if (!u)
 		return NULL;
-	u->sha = EVP_MD_CTX_new();
-	if (!u->sha || pthread_mutex_init(&u->lock, NULL)) {
-		EVP_MD_CTX_free(u->sha);
+	if (pthread_mutex_init(&u->lock, NULL)) {
 		free(u);
 		return NULL;
 	}
@@ -1313,7 +1383,6 @@ void upload_free(struct upload *u)
 	}
 	free(u->path);
 	free(u->jname);
-	EVP_MD_CTX_free(u->sha);
 	pthread_mutex_destroy(&u->lock);
 	free(u);
 	upload_notify();
@@ -1444,6 +1513,7 @@ int upload_truncate(struct upload *u, uint64_t size)
 				upload_sess_drop(u, 1);
 				break;
 			}
+			s->pmd_ok[k] = 0;
 		}
 	}
 	if (size < u->size)
@@ -1573,23 +1643,16 @@ int upload_dirty(struct upload *u)
 static int upload_sha_final(struct upload *u, uint64_t size,
 			    unsigned char md[20])
 {
-	EVP_MD_CTX *c;
-	unsigned int n = 0;
 	int rc = 0;
 
 	pthread_mutex_unlock(&u->lock);
 	if (!u->sha_valid || u->sha_off > size)
 		upload_sha_reset(u);
-	upload_sha_advance(u, size, NULL, 0, 0);
-	if (!u->sha_valid) {
+	upload_sha_advance(u, size, NULL, 0, 0, 0);
+	if (!u->sha_valid)
 		rc = -EIO;
-	} else {
-		c = EVP_MD_CTX_new();
-		if (!c || !EVP_MD_CTX_copy_ex(c, u->sha) ||
-		    !EVP_DigestFinal_ex(c, md, &n))
-			rc = -ENOMEM;
-		EVP_MD_CTX_free(c);
-	}
+	else
+		sha1_final(&u->sha, md);
 	pthread_mutex_lock(&u->lock);
 	return rc;
 }

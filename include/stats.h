@@ -32,6 +32,9 @@ void stats_upload_end(const void *key, int rc, const char *reason);
 void stats_upload_forget(const void *key);
 /* A session could not carry the file and it is sent again. */
 void stats_resend(void);
+/* A part's SHA-1 was taken while it was written (in the same pass as the
+ * whole file's), so its PUT did not re-read it from the spool. */
+void stats_part_hashed_on_write(void);
 /* Bytes of a single-request upload that succeeded. */
 void stats_bytes(uint64_t bytes);
 
