@@ -17,12 +17,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
 #include <cmocka.h>
 #include <openssl/evp.h>
 
 #include "box.h"
 #include "log.h"
 #include "options.h"
+#include "stats.h"
 #include "upload.h"
 #include "worker.h"
 
@@ -546,6 +548,65 @@ static void test_header_rewrite(void **st)
 	assert_int_equal(counter(&n_abort), 0);
 }
 
+/* the status counter of parts whose SHA-1 was taken while written */
+static double hashed_on_write(void)
+{
+	struct http_counters hc;
+	char *js;
+	cJSON *j, *v;
+	double n;
+
+	memset(&hc, 0, sizeof(hc));
+	js = stats_json(NULL, &hc);
+	assert_non_null(js);
+	j = cJSON_Parse(js);
+	assert_non_null(j);
+	v = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "counters"),
+				"parts_hashed_on_write");
+	assert_true(cJSON_IsNumber(v));
+	n = v->valuedouble;
+	cJSON_Delete(j);
+	free(js);
+	return n;
+}
+
+/* With the session ready before the first write, every part's Digest is
+ * taken in the write pass (the fake checks each PUT's digest against its
+ * bytes). Part 0, held back, is then rewritten: its digest is stale and
+ * must come from the spool again, or the fake refuses the PUT. */
+static void test_parts_hashed_while_written(void **st)
+{
+	unsigned char *d = gen(N, 9);
+	double h0 = hashed_on_write();
+	struct box_item it;
+	struct upload *u;
+	char line[64] = "";
+	int i;
+
+	(void)st;
+	reset();
+	u = upload_new(NULL, 0);
+	assert_int_equal(upload_declare_size(u, N, "0", "hw"), 0);
+	for (i = 0; i < 500; i++) {
+		upload_state(u, line, sizeof(line));
+		if (!strncmp(line, "uploading", 9))
+			break;
+		usleep(10000);
+	}
+	assert_string_equal(line, "uploading 0/8 parts");
+	wr(u, d, N, 0, 100);
+	wait_puts(7);
+	assert_int_equal((int)(hashed_on_write() - h0), 8);
+	memset(d + 3, 'H', 44);
+	wr(u, d + 3, 44, 3, 44);
+	assert_int_equal(upload_commit(u, "0", "hw", 0, &it), 0);
+	assert_int_equal(counter(&n_put), 8);
+	assert_int_equal(counter(&n_create), 1);
+	expect_file("hw", d, N);
+	upload_free(u);
+	free(d);
+}
+
 static void test_size_differs_from_declared(void **st)
 {
 	unsigned char *d = gen(N + 600, 5);
@@ -865,6 +926,7 @@ int main(void)
 		cmocka_unit_test(test_small_and_empty),
 		cmocka_unit_test(test_rewrite_of_sent_part),
 		cmocka_unit_test(test_header_rewrite),
+		cmocka_unit_test(test_parts_hashed_while_written),
 		cmocka_unit_test(test_size_differs_from_declared),
 		cmocka_unit_test(test_existing_file),
 		cmocka_unit_test(test_out_of_order_writes),
