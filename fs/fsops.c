@@ -407,7 +407,7 @@ static int set_size(struct inode *in, uint64_t size)
 	 * written also announces its final size */
 	ret = upload_truncate(up, size);
 	if (!ret && writers && cur == 0 && size > 0)
-		ret = upload_declare_size(up, size, pid, name);
+		ret = upload_declare_size(up, size, pid, name, 0);
 	free(name);
 	if (!ret) {
 		inode_lock();
@@ -1063,7 +1063,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	reader_read(fh->rd, req, id, sha1, fsize, size, off);
 }
 
-static int declare(struct inode *in, uint64_t size);
+static int declare(struct inode *in, uint64_t size, int copy);
 
 /* cp, cat, dd, pv: stream as if the size of the file they copy from had
  * been declared; a wrong guess is withdrawn (sent from the spool). */
@@ -1075,11 +1075,11 @@ static void predict_hook(fuse_req_t req, struct fh *fh, struct upload *up,
 	switch (predict_write(&fh->pr, fuse_req_ctx(req)->pid, off, size,
 			      upload_size(up), upload_declared(up), &n)) {
 	case PREDICT_DECLARE:
-		declare(fh->in, n);
+		declare(fh->in, n, 1);  /* a plain copy: no hold-back */
 		break;
 	case PREDICT_DROP:
 		stats_resend();
-		declare(fh->in, 0);
+		declare(fh->in, 0, 0);
 		break;
 	case PREDICT_NONE:
 		break;
@@ -1327,7 +1327,7 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 
 /* Announce the final size of a file being written: the upload can start
  * streaming parts at once. */
-static int declare(struct inode *in, uint64_t size)
+static int declare(struct inode *in, uint64_t size, int copy)
 {
 	char pid[BOX_ID_MAX] = "", *name;
 	struct upload *up;
@@ -1344,7 +1344,7 @@ static int declare(struct inode *in, uint64_t size)
 		free(name);
 		return up ? -ENOMEM : -EBADF;
 	}
-	ret = upload_declare_size(up, size, pid, name);
+	ret = upload_declare_size(up, size, pid, name, copy);
 	free(name);
 	up_unhold(in, up);
 	return ret;
@@ -1378,7 +1378,7 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode,
 	cur = upload_size(up);
 	ret = end > cur ? upload_truncate(up, end) : 0;
 	if (!ret && cur == 0)
-		ret = declare(in, end);
+		ret = declare(in, end, 0);
 	up_unhold(in, up);
 	if (!ret) {
 		inode_lock();
@@ -1429,7 +1429,7 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 	else if (!ret && in->type == BOX_FOLDER)
 		ret = -EISDIR;
 	if (!ret)
-		ret = declare(in, n);
+		ret = declare(in, n, 0);
 	inode_put(in);
 	fuse_reply_err(req, -ret);
 }

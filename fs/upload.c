@@ -72,7 +72,9 @@ struct usess {
 	unsigned char (*pmd)[20];   /* part SHA-1s computed while written */
 	unsigned char *pmd_ok;      /* pmd[k] matches the spool's part k */
 	uint32_t ndone;
-	uint32_t cursor;        /* parts below were queued (part 0: at commit) */
+	uint32_t cursor;        /* parts below were queued (part 0: at commit
+				 * when hold_first) */
+	int hold_first;         /* part 0 waits for the commit */
 	int inflight;
 };
 
@@ -715,9 +717,9 @@ static void upload_part_job(void *arg)
 }
 
 /* Queue the parts that can go now. all == 0 (streaming): parts whose bytes
- * are all written, in order, except the first: it is held back until the
- * commit, so a header rewritten after the body (WAV, MP4, zip writers) costs
- * no re-send. all == 1 (commit): every part not done. At most
+ * are all written, in order, except the first when hold_first: it is held
+ * back until the commit, so a header rewritten after the body (WAV, MP4, zip
+ * writers) costs no re-send. all == 1 (commit): every part not done. At most
  * part_parallel in flight; memory reserved before a job exists. */
 static void upload_pump(struct upload *u, int all)
 {
@@ -735,7 +737,8 @@ static void upload_pump(struct upload *u, int all)
 
 		if (s->inflight >= upload_parallel())
 			break;
-		if (s->st[k] == P_QUEUED || s->st[k] == P_DONE || (!all && !k))
+		if (s->st[k] == P_QUEUED || s->st[k] == P_DONE ||
+		    (!all && !k && s->hold_first))
 			continue;
 		upload_part_range(s, k, &off, &len);
 		if (!all && u->prefix < off + len)
@@ -1543,7 +1546,7 @@ out:
 }
 
 int upload_declare_size(struct upload *u, uint64_t size,
-			const char *parent_id, const char *name)
+			const char *parent_id, const char *name, int copy)
 {
 	struct upload_cjob *j;
 	struct usess *s;
@@ -1558,8 +1561,10 @@ int upload_declare_size(struct upload *u, uint64_t size,
 		upload_wait(u, gen);
 	}
 	s = u->sess;
-	if (u->declared_set && u->declared == size && s && !s->dead && !s->err)
+	if (u->declared_set && u->declared == size && s && !s->dead && !s->err) {
+		s->hold_first |= !copy;
 		goto out;  /* already streaming for this size */
+	}
 	upload_sess_drop(u, 1);
 	u->declared_set = 1;
 	u->declared = size;
@@ -1576,6 +1581,7 @@ int upload_declare_size(struct upload *u, uint64_t size,
 		goto out;  /* fall back to sending at close */
 	}
 	s->creating = 1;
+	s->hold_first = !copy;
 	s->refs++;
 	u->jobs++;
 	u->sess = s;

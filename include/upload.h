@@ -59,10 +59,14 @@ int upload_truncate(struct upload *u, uint64_t size);
  * file, xattr user.boxfs.size) or predict.h guessed it from the file a copy
  * reads: start a session now and stream parts. Size 0 withdraws an earlier
  * declaration (the session is aborted; the file is sent at commit).
- * parent_id/name say where a new file goes. 0 or -errno (a failure to start
- * the session is not an error: the data is spooled and sent at commit). */
+ * parent_id/name say where a new file goes. copy: the writer is a plain
+ * sequential copy (predict.h), which rewrites nothing: its first part goes
+ * as soon as it is written. Otherwise the first part is held back until the
+ * commit, so that a header rewritten after the body (WAV, MP4, zip writers)
+ * costs no re-send. 0 or -errno (a failure to start the session is not an
+ * error: the data is spooled and sent at commit). */
 int upload_declare_size(struct upload *u, uint64_t size,
-			const char *parent_id, const char *name);
+			const char *parent_id, const char *name, int copy);
 
 uint64_t upload_size(struct upload *u);
 /* The size announced by upload_declare_size, 0 if none (or withdrawn by

@@ -440,7 +440,7 @@ static void test_declared_streams_before_commit(void **st)
 	u = upload_new(NULL, 0);
 	assert_non_null(u);
 	assert_int_equal(upload_truncate(u, N), 0);
-	assert_int_equal(upload_declare_size(u, N, "0", "a"), 0);
+	assert_int_equal(upload_declare_size(u, N, "0", "a", 0), 0);
 	wr(u, d, N, 0, 64);
 	wait_puts(7);   /* all but the first part, held back for the commit */
 	upload_state(u, line, sizeof(line));
@@ -464,6 +464,27 @@ static void test_declared_streams_before_commit(void **st)
 	upload_free(u);
 	free(d);
 	free(d2);
+}
+
+/* A plain copy (copy = 1) rewrites nothing: its first part goes first,
+ * while the file is written, not at the commit. */
+static void test_copy_sends_first_part_early(void **st)
+{
+	unsigned char *d = gen(N, 10);
+	struct box_item it;
+	struct upload *u = upload_new(NULL, 0);
+
+	(void)st;
+	reset();
+	assert_int_equal(upload_declare_size(u, N, "0", "cp", 1), 0);
+	wr(u, d, N, 0, 128);
+	wait_puts(8);
+	assert_true(counter(&n_put0_at) >= 1 && counter(&n_put0_at) < 8);
+	assert_int_equal(upload_commit(u, "0", "cp", 0, &it), 0);
+	assert_int_equal(counter(&n_put), 8);
+	expect_file("cp", d, N);
+	upload_free(u);
+	free(d);
 }
 
 static void test_unknown_size_bursts(void **st)
@@ -517,7 +538,7 @@ static void rewrite_after_body(size_t off, const char *name, int creates,
 	struct upload *u = upload_new(NULL, 0);
 
 	reset();
-	assert_int_equal(upload_declare_size(u, N, "0", name), 0);
+	assert_int_equal(upload_declare_size(u, N, "0", name, 0), 0);
 	wr(u, d, N, 0, 100);
 	wait_puts(7);       /* all but the first, held back for the commit */
 	memset(d + off, 'H', 44);
@@ -586,7 +607,7 @@ static void test_parts_hashed_while_written(void **st)
 	(void)st;
 	reset();
 	u = upload_new(NULL, 0);
-	assert_int_equal(upload_declare_size(u, N, "0", "hw"), 0);
+	assert_int_equal(upload_declare_size(u, N, "0", "hw", 0), 0);
 	for (i = 0; i < 500; i++) {
 		upload_state(u, line, sizeof(line));
 		if (!strncmp(line, "uploading", 9))
@@ -616,13 +637,13 @@ static void test_size_differs_from_declared(void **st)
 	(void)st;
 	reset();
 	u = upload_new(NULL, 0);
-	assert_int_equal(upload_declare_size(u, N, "0", "s1"), 0);
+	assert_int_equal(upload_declare_size(u, N, "0", "s1", 0), 0);
 	wr(u, d, N - 300, 0, PSIZE);
 	assert_int_equal(upload_commit(u, "0", "s1", 0, &it), 0);
 	expect_file("s1", d, N - 300);
 	upload_free(u);
 	u = upload_new(NULL, 0);
-	assert_int_equal(upload_declare_size(u, N, "0", "s2"), 0);
+	assert_int_equal(upload_declare_size(u, N, "0", "s2", 0), 0);
 	wr(u, d, N + 600, 0, PSIZE);
 	assert_int_equal(upload_commit(u, "0", "s2", 0, &it), 0);
 	expect_file("s2", d, N + 600);
@@ -686,7 +707,7 @@ static void test_out_of_order_writes(void **st)
 
 	(void)st;
 	reset();
-	assert_int_equal(upload_declare_size(u, N, "0", "o"), 0);
+	assert_int_equal(upload_declare_size(u, N, "0", "o", 0), 0);
 	for (int pass = 0; pass < 2; pass++)
 		for (blk = N / 64 - pass; blk >= 0; blk -= 2) {
 			size_t o = blk * 64;
@@ -712,7 +733,7 @@ static void test_name_taken_meanwhile(void **st)
 	(void)st;
 	reset();
 	u = upload_new(NULL, 0);
-	assert_int_equal(upload_declare_size(u, N, "0", "k"), 0);
+	assert_int_equal(upload_declare_size(u, N, "0", "k", 0), 0);
 	wr(u, d, N, 0, PSIZE);
 	assert_int_equal(upload_commit(u, "0", "k", 0, &it), 0);
 	assert_int_equal(atoi(it.id), id);
@@ -749,7 +770,7 @@ static void test_failures(void **st)
 	/* a part failing while streaming: everything again at commit */
 	reset();
 	u = upload_new(NULL, 0);
-	assert_int_equal(upload_declare_size(u, N, "0", "g"), 0);
+	assert_int_equal(upload_declare_size(u, N, "0", "g", 0), 0);
 	pthread_mutex_lock(&L);
 	fail_put_nth = 2;
 	pthread_mutex_unlock(&L);
@@ -772,7 +793,7 @@ static void *writer(void *a)
 	snprintf(name, sizeof(name), "par%d", i);
 	if (i % 2) {
 		assert_int_equal(upload_truncate(u, n), 0);
-		assert_int_equal(upload_declare_size(u, n, "0", name), 0);
+		assert_int_equal(upload_declare_size(u, n, "0", name, 0), 0);
 	}
 	wr(u, d, n, 0, 100);
 	assert_int_equal(upload_commit(u, "0", name, 0, &it), 0);
@@ -801,7 +822,7 @@ static void test_free_with_live_session_and_spool_max(void **st)
 
 	(void)st;
 	reset();
-	assert_int_equal(upload_declare_size(u, N, "0", "z"), 0);
+	assert_int_equal(upload_declare_size(u, N, "0", "z", 0), 0);
 	wr(u, d, 600, 0, PSIZE);
 	upload_free(u);   /* waits for its jobs; the session is aborted */
 	boxfs_opts.spool_max = 1000;
@@ -829,7 +850,7 @@ static void test_persist_and_resume(void **st)
 	(void)st;
 	reset();
 	u = upload_new(NULL, 0);
-	assert_int_equal(upload_declare_size(u, N, "0", "wb"), 0);
+	assert_int_equal(upload_declare_size(u, N, "0", "wb", 0), 0);
 	wr(u, d, PSIZE * 3, 0, PSIZE);       /* parts 1..2 stream (0 is held
 					      * back until the commit) */
 	wait_puts(2);
@@ -922,6 +943,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_declared_streams_before_commit),
+		cmocka_unit_test(test_copy_sends_first_part_early),
 		cmocka_unit_test(test_unknown_size_bursts),
 		cmocka_unit_test(test_small_and_empty),
 		cmocka_unit_test(test_rewrite_of_sent_part),
