@@ -32,9 +32,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
-
 #include "box.h"
+#include "codec.h"
 #include "journal.h"
 #include "log.h"
 #include "options.h"
@@ -106,7 +105,9 @@ struct upload {
 	int sha_valid;
 	struct sha1 psha;           /* part psha_k of sess, same pass */
 	uint32_t psha_k;
-	int psha_on;
+	int psha_on;                /* psha is running; cleared by
+				     * upload_sha_reset and upload_sess_drop
+				     * (while !sha_valid nothing feeds it) */
 	int declared_set;
 	uint64_t declared;
 	struct usess *sess;
@@ -274,18 +275,6 @@ static void upload_spool_release(struct upload *u, uint64_t keep)
 
 /* ---- small helpers ---- */
 
-static void upload_hex(const unsigned char md[20], char hex[41])
-{
-	static const char d[] = "0123456789abcdef";
-	int i;
-
-	for (i = 0; i < 20; i++) {
-		hex[2 * i] = d[md[i] >> 4];
-		hex[2 * i + 1] = d[md[i] & 15];
-	}
-	hex[40] = '\0';
-}
-
 static int upload_pread_full(int fd, void *buf, size_t len, uint64_t off)
 {
 	char *p = buf;
@@ -396,7 +385,7 @@ static int upload_journal_fill(struct upload *u, struct journal_entry *e)
 		unsigned char md[20];
 
 		sha1_final(&u->sha, md);
-		upload_hex(md, e->sha1);
+		codec_hex_encode(md, 20, e->sha1);
 	}
 	if (s && s->ready && !s->dead && !s->err && s->size == u->size) {
 		e->sess = s->bs;
@@ -607,24 +596,23 @@ static int upload_spool_covers(int fd, uint64_t end)
 static int upload_hash_range(int fd, uint64_t off, uint64_t len,
 			     unsigned char md[20])
 {
-	EVP_MD_CTX *c = EVP_MD_CTX_new();
 	void *tmp = malloc(len < UP_IO_CHUNK ? len : UP_IO_CHUNK);
-	unsigned int mdlen = 0;
-	int rc = c && tmp && EVP_DigestInit_ex(c, EVP_sha1(), NULL) ? 0 : -ENOMEM;
+	int rc = tmp ? 0 : -ENOMEM;
+	struct sha1 c;
 
+	sha1_init(&c);
 	while (!rc && len) {
 		size_t n = len < UP_IO_CHUNK ? len : UP_IO_CHUNK;
 
 		rc = upload_pread_full(fd, tmp, n, off);
-		if (!rc && !EVP_DigestUpdate(c, tmp, n))
-			rc = -EIO;
+		if (!rc)
+			sha1_update(&c, tmp, n);
 		off += n;
 		len -= n;
 	}
-	if (!rc && !EVP_DigestFinal_ex(c, md, &mdlen))
-		rc = -EIO;
+	if (!rc)
+		sha1_final(&c, md);
 	free(tmp);
-	EVP_MD_CTX_free(c);
 	return rc;
 }
 
@@ -633,7 +621,6 @@ static int upload_hash_range(int fd, uint64_t off, uint64_t len,
 static int upload_part_send(struct upload *u, struct usess *s, uint32_t k,
 			    int md_ok, unsigned char md[20], struct box_part *out)
 {
-	unsigned int mdlen = 0;
 	uint64_t off, len;
 	char hex[41];
 	void *buf;
@@ -652,15 +639,15 @@ static int upload_part_send(struct upload *u, struct usess *s, uint32_t k,
 		if (!buf)
 			return -ENOMEM;
 		rc = upload_pread_full(u->fd, buf, len, off);
-		if (!rc && !EVP_Digest(buf, len, md, &mdlen, EVP_sha1(), NULL))
-			rc = -EIO;
-		if (!rc)
+		if (!rc) {
+			codec_sha1(buf, len, md);
 			rc = box_session_put_part(&s->bs, off, buf, len, md, out);
+		}
 		upload_buf_put(buf, len);
 	}
 	if (rc)
 		return rc;
-	upload_hex(md, hex);
+	codec_hex_encode(md, 20, hex);
 	if (out->offset != off || out->size != len ||
 	    (out->sha1[0] && strcasecmp(out->sha1, hex))) {
 		log_err("upload: session %s: server recorded part %" PRIu64 "+%"
@@ -940,10 +927,8 @@ static void upload_sha_advance(struct upload *u, uint64_t upto,
 {
 	char *tmp = NULL;
 
-	if (!u->sha_valid) {
-		u->psha_on = 0;
+	if (!u->sha_valid)
 		return;
-	}
 	while (u->sha_off < upto) {
 		uint64_t n;
 
@@ -964,7 +949,6 @@ static void upload_sha_advance(struct upload *u, uint64_t upto,
 				tmp = malloc(UP_IO_CHUNK);
 			if (!tmp || upload_pread_full(u->fd, tmp, n, u->sha_off)) {
 				u->sha_valid = 0;
-				u->psha_on = 0;
 				break;
 			}
 			upload_sha_feed(u, (const unsigned char *)tmp, n, parts);
@@ -1676,7 +1660,7 @@ static int upload_commit_simple(struct upload *u, const char *parent_id,
 	if (u->sess)  /* declared chunked, ended small: one request instead */
 		stats_resend();
 	upload_sess_drop(u, 1);
-	upload_hex(md, hex);
+	codec_hex_encode(md, 20, hex);
 	memcpy(id, u->file_id, sizeof(id));
 	stats_upload_committing(u);
 	pthread_mutex_unlock(&u->lock);
@@ -1698,7 +1682,7 @@ static int upload_sha_matches(const unsigned char md[20], const char *hex)
 {
 	char h[41];
 
-	upload_hex(md, h);
+	codec_hex_encode(md, 20, h);
 	return !strcasecmp(h, hex);
 }
 
@@ -2132,29 +2116,23 @@ int upload_resume_sync(struct upload *u)
 		for (i = 0; i < n; i++) {
 			uint64_t off, len, k = parts[i].offset / bs.part_size;
 			unsigned char md[20];
-			unsigned int mdlen = 0;
 			char hex[41];
-			void *buf;
 
 			if (k >= bs.total_parts || s->st[k] == P_DONE)
 				continue;
 			upload_part_range(s, (uint32_t)k, &off, &len);
 			if (off != parts[i].offset || len != parts[i].size)
 				continue;
-			buf = upload_buf_get(len);
-			if (!buf)
+			/* in 1 MiB reads, not the whole part in memory */
+			if (upload_hash_range(u->fd, off, len, md))
 				continue;
-			if (!upload_pread_full(u->fd, buf, len, off) &&
-			    EVP_Digest(buf, len, md, &mdlen, EVP_sha1(), NULL)) {
-				upload_hex(md, hex);
-				if (!strcasecmp(hex, parts[i].sha1)) {
-					s->st[k] = P_DONE;
-					s->parts[k] = parts[i];
-					memcpy(s->parts[k].sha1, hex, sizeof(hex));
-					s->ndone++;
-				}
+			codec_hex_encode(md, 20, hex);
+			if (!strcasecmp(hex, parts[i].sha1)) {
+				s->st[k] = P_DONE;
+				s->parts[k] = parts[i];
+				memcpy(s->parts[k].sha1, hex, sizeof(hex));
+				s->ndone++;
 			}
-			upload_buf_put(buf, len);
 		}
 		log_info("upload: resuming %s: session %s holds %" PRIu32 " of %"
 			 PRIu32 " parts", u->jname, bs.id, s->ndone,
